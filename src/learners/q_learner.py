@@ -1,0 +1,122 @@
+"""Value-decomposition Q-learning (QMIX, VDN, IQL) with TD(lambda) targets and double Q.
+
+The learner never looks at the agent type: it asks the controller for Q-values of whole
+episodes (``mac.unroll``) and mixes them.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Optional
+
+import torch
+
+from components.episode_buffer import EpisodeBatch
+from modules.mixers import REGISTRY as MIXER_REGISTRY
+from utils.registry import lookup
+from utils.rl_utils import td_lambda_targets
+
+
+class QLearner:
+    """Trains ``mac`` (and the mixer named by ``args.mixer``) on sampled episode batches."""
+
+    def __init__(self, mac: Any, env_info: Dict[str, Any], args: Any, logger: Any) -> None:
+        self.args, self.mac, self.logger = args, mac, logger
+        self.mixer: Optional[torch.nn.Module] = None
+        if args.mixer:
+            mixer_cls = lookup(MIXER_REGISTRY, args.mixer, "mixer")
+            self.mixer = mixer_cls(mac.n_agents, int(env_info["state_shape"]), args)
+        self.params = list(mac.parameters()) + (list(self.mixer.parameters()) if self.mixer else [])
+        self.optimiser = torch.optim.Adam(self.params, lr=args.lr, eps=args.optim_eps)
+        self.target_mac = copy.deepcopy(mac)
+        self.target_mixer = copy.deepcopy(self.mixer)
+        self.last_target_update_episode = 0
+        self.last_log_t = -args.learner_log_interval - 1
+
+    def _mix(self, mixer: Optional[torch.nn.Module], qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """[B, T, agents] -> [B, T, 1] (or the agents' values unmixed for IQL)."""
+        return mixer(qs, states) if mixer is not None else qs
+
+    def train(self, batch: EpisodeBatch, t_env: int, episode: int) -> Dict[str, float]:
+        """One gradient step on ``batch``; returns the logged statistics."""
+        args = self.args
+        reward = batch.reward.unsqueeze(-1)
+        terminated = batch.terminated.unsqueeze(-1)
+        mask = batch.mask().unsqueeze(-1)
+        avail = batch.avail_actions.bool()
+
+        q = self.mac.unroll(batch)                                    # [B, T+1, agents, n]
+        chosen = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)   # [B, T, agents]
+
+        with torch.no_grad():
+            target_q = self.target_mac.unroll(batch).masked_fill(~avail, -1e9)
+            if args.double_q:
+                best = q.detach().masked_fill(~avail, -1e9).argmax(dim=-1, keepdim=True)
+                target_max = target_q.gather(-1, best).squeeze(-1)     # [B, T+1, agents]
+            else:
+                target_max = target_q.max(dim=-1).values
+            target_tot = self._mix(self.target_mixer, target_max, batch.state)  # [B, T+1, k]
+            k = target_tot.shape[-1]
+            targets = td_lambda_targets(
+                reward.expand(-1, -1, k).transpose(1, 2).reshape(-1, batch.max_t),
+                terminated.expand(-1, -1, k).transpose(1, 2).reshape(-1, batch.max_t),
+                mask.expand(-1, -1, k).transpose(1, 2).reshape(-1, batch.max_t),
+                target_tot.transpose(1, 2).reshape(-1, batch.max_t + 1),
+                args.gamma, args.td_lambda,
+            ).reshape(batch.batch_size, k, batch.max_t).transpose(1, 2)   # [B, T, k]
+
+        chosen_tot = self._mix(self.mixer, chosen, batch.state[:, :-1])
+        td_error = (chosen_tot - targets) * mask
+        loss = (td_error ** 2).sum() / (mask.sum() * k)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the TD loss became {loss.item()} at t_env={t_env}. Lower lr (now {args.lr}) or "
+                f"grad_norm_clip (now {args.grad_norm_clip}), or check the env's rewards for NaN.")
+
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, args.grad_norm_clip)
+        self.optimiser.step()
+
+        if (episode - self.last_target_update_episode) / args.target_update_interval >= 1.0:
+            self.update_targets()
+            self.last_target_update_episode = episode
+
+        mask_elems = mask.sum().item() * k
+        stats = {
+            "loss": loss.item(),
+            "grad_norm": float(grad_norm),
+            "td_error_abs": td_error.abs().sum().item() / mask_elems,
+            "q_taken_mean": (chosen_tot * mask).sum().item() / mask_elems,
+            "target_mean": (targets * mask).sum().item() / mask_elems,
+        }
+        if t_env - self.last_log_t >= args.learner_log_interval:
+            for key, value in stats.items():
+                self.logger.log_stat(key, value, t_env)
+            self.last_log_t = t_env
+        return stats
+
+    def update_targets(self) -> None:
+        """Hard copy of the online networks into the target networks."""
+        self.target_mac.load_state(self.mac)
+        if self.mixer is not None:
+            self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    def to(self, device: str) -> "QLearner":
+        for part in (self.mac, self.target_mac, self.mixer, self.target_mixer):
+            if part is not None:
+                part.to(device)
+        return self
+
+    def checkpoint_parts(self) -> Dict[str, Any]:
+        """What a checkpoint holds: agent, mixer and optimiser state."""
+        parts: Dict[str, Any] = {"agent": self.mac.agent, "opt": self.optimiser}
+        if self.mixer is not None:
+            parts["mixer"] = self.mixer
+        return parts
+
+    def load(self, step_dir: str) -> None:
+        """Load a checkpoint saved from ``checkpoint_parts`` and sync the targets."""
+        from utils.checkpoint import load_checkpoint
+
+        load_checkpoint(step_dir, self.checkpoint_parts(), map_location=self.args.device, required=("agent",))
+        self.update_targets()

@@ -1,0 +1,121 @@
+"""Entry point: ``python src/main.py --config=ALG --env-config=ENV [with key=value ...]``.
+
+Builds the config (utils.config), opens a sacred run with a FileStorageObserver under
+``results/sacred/<env>/<scenario>/<name>/<id>`` (and a MongoObserver when ``mongo_url`` is set),
+seeds everything from ``seed`` and hands over to the run loop named by ``run``.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import traceback
+import warnings
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+
+from utils.config import ConfigError, build_config, parse_command_line, results_group  # noqa: E402
+from utils.registry import MissingDependencyError, RegistryError, lookup  # noqa: E402
+
+# Errors that are the user's to fix: printed as one line, without a traceback wall.
+USER_ERRORS = (ConfigError, RegistryError, MissingDependencyError, ValueError, FileNotFoundError)
+
+
+def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill derived keys (run name, device) that depend on other keys."""
+    import torch
+
+    if not config.get("name"):
+        config["name"] = f"{config['config_name']}_{config.get('agent', 'default')}"
+    device = config.get("device", "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device} but torch sees no CUDA GPU. Use device=cpu or device=auto.")
+    config["device"] = device
+    return config
+
+
+def args_from_config(config: Dict[str, Any]) -> SimpleNamespace:
+    """A SimpleNamespace of the (plain-dict) config, plus the run's unique token."""
+    args = SimpleNamespace(**config)
+    env, scenario = results_group(config)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    args.unique_token = f"{args.name}_{env}_{scenario}_seed{args.seed}_{stamp}"
+    return args
+
+
+def _plain(obj: Any) -> Any:
+    """Sacred hands back ReadOnlyDict/ReadOnlyList; turn them into dicts and lists."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def make_experiment(config: Dict[str, Any]):
+    """A sacred Experiment holding ``config`` with its observers attached."""
+    from sacred import Experiment, SETTINGS
+    from sacred.observers import FileStorageObserver
+    from sacred.utils import apply_backspaces_and_linefeeds
+
+    SETTINGS["CAPTURE_MODE"] = "sys"
+    ex = Experiment("spikemarl", save_git_info=False)
+    ex.captured_out_filter = apply_backspaces_and_linefeeds
+    ex.add_config(config)
+    env, scenario = results_group(config)
+    sacred_dir = os.path.join(config["local_results_path"], "sacred", env, scenario, config["name"])
+    ex.observers.append(FileStorageObserver(sacred_dir))
+    if config.get("mongo_url"):
+        from sacred.observers import MongoObserver
+        ex.observers.append(MongoObserver(url=config["mongo_url"], db_name=config["mongo_db"]))
+    return ex
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run one experiment; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        alg, env, overrides = parse_command_line(argv)
+        config = finalize_config(build_config(alg, env, overrides))
+        from run import REGISTRY as RUN_REGISTRY
+        run_fn = lookup(RUN_REGISTRY, config["run"], "run")
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    ex = make_experiment(config)
+
+    @ex.main
+    def sacred_main(_run: Any, _config: Dict[str, Any]) -> None:
+        from utils.logging import Logger
+        from utils.seeding import set_seed
+
+        args = args_from_config(_plain(_config))
+        set_seed(args.seed)
+        logger = Logger()
+        logger.setup_sacred(_run)
+        if args.use_tensorboard:
+            logger.setup_tensorboard(os.path.join(args.local_results_path, "tb_logs", args.unique_token))
+        logger.console.info(f"run '{args.run}' | {alg} on {env} | token {args.unique_token}")
+        run_fn(args, logger)
+
+    try:
+        ex.run()
+    except USER_ERRORS as exc:
+        if os.environ.get("SPIKEMARL_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {exc}\n(the run's record, with the full traceback, is in "
+              f"{ex.observers[0].dir if ex.observers[0].dir else 'results/sacred'}; "
+              f"set SPIKEMARL_DEBUG=1 to print it)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The MARL run loop (pymarl semantics): collect episodes, train, test, log, checkpoint."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from components.episode_buffer import ReplayBuffer
+from controllers import REGISTRY as MAC_REGISTRY
+from learners import REGISTRY as LEARNER_REGISTRY
+from runners import REGISTRY as RUNNER_REGISTRY
+from utils.checkpoint import find_checkpoint, model_dir_for, save_checkpoint
+from utils.registry import lookup
+
+
+def _time_str(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"
+
+
+def run_test_episodes(args: Any, runner: Any, logger: Any) -> None:
+    """Run ``test_nepisode`` greedy episodes and log ``test_*`` stats (and spike rates)."""
+    from modules.neurons.recording import SpikeRecorder
+
+    n_runs = max(1, math.ceil(args.test_nepisode / runner.n_envs))
+    with SpikeRecorder(runner.mac.agent) as recorder:
+        for _ in range(n_runs):
+            runner.run(test_mode=True)
+    runner.log_stats(runner.test_stats, "test_")
+    rates = recorder.firing_rates()
+    if rates:
+        logger.log_stat("spike_rate_mean", float(np.mean(list(rates.values()))), runner.t_env)
+
+
+def build_marl(args: Any, logger: Any):
+    """Build runner, controller and learner; sets n_agents/n_actions/... on ``args``."""
+    runner = lookup(RUNNER_REGISTRY, args.runner, "runner")(args, logger)
+    env_info = runner.env_info
+    args.n_agents, args.n_actions = env_info["n_agents"], env_info["n_actions"]
+    args.state_shape, args.obs_shape = env_info["state_shape"], env_info["obs_shape"]
+    args.episode_limit = env_info["episode_limit"]
+    mac = lookup(MAC_REGISTRY, args.mac, "mac")(env_info, args)
+    runner.setup(mac)
+    learner = lookup(LEARNER_REGISTRY, args.learner, "learner")(mac, env_info, args, logger)
+    learner.to(args.device)
+    return runner, mac, learner
+
+
+def run_marl(args: Any, logger: Any) -> None:
+    """Train (or with ``evaluate=True`` only test) a MARL agent as configured by ``args``."""
+    runner, mac, learner = build_marl(args, logger)
+    try:
+        if args.checkpoint_path:
+            step_dir, t_loaded = find_checkpoint(args.checkpoint_path, args.load_step)
+            logger.console.info(f"loading checkpoint {step_dir}")
+            learner.load(step_dir)
+            runner.t_env = t_loaded
+        elif args.evaluate and not args.energy:
+            logger.console.warning("evaluate=True without checkpoint_path: testing an untrained network")
+        if args.evaluate:
+            if args.energy:
+                from run.energy import report_marl_energy
+                report_marl_energy(args, runner, learner, logger)
+            run_test_episodes(args, runner, logger)
+            logger.print_recent_stats()
+            return
+        train(args, logger, runner, learner)
+    finally:
+        runner.close()
+
+
+def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
+    """The training loop proper."""
+    info = runner.env_info
+    buffer = ReplayBuffer(args.buffer_size, runner.episode_limit, info["n_agents"], info["obs_shape"],
+                          info["state_shape"], info["n_actions"], rng=np.random.default_rng(args.seed))
+    model_dir = model_dir_for(args)
+    episode = 0
+    last_test_t = -args.test_interval - 1
+    last_log_t = 0
+    last_save_t = runner.t_env
+    start = time.time()
+    logger.console.info(f"training for {args.t_max} env steps")
+    try:
+        while runner.t_env <= args.t_max:
+            batch = runner.run(test_mode=False)
+            buffer.insert(batch)
+            episode += runner.n_envs
+            if buffer.can_sample(args.batch_size):
+                sample = buffer.sample(args.batch_size).to(args.device)
+                learner.train(sample, runner.t_env, episode)
+
+            if (runner.t_env - last_test_t) / args.test_interval >= 1.0:
+                logger.console.info(f"t_env: {runner.t_env} / {args.t_max} | elapsed {_time_str(time.time() - start)}")
+                last_test_t = runner.t_env
+                run_test_episodes(args, runner, logger)
+
+            if args.save_model and runner.t_env - last_save_t >= args.save_model_interval:
+                last_save_t = runner.t_env
+                save_checkpoint(model_dir, runner.t_env, learner.checkpoint_parts())
+
+            if runner.t_env - last_log_t >= args.log_interval:
+                logger.log_stat("episode", episode, runner.t_env)
+                logger.print_recent_stats()
+                last_log_t = runner.t_env
+        logger.console.info(f"final test at t_env {runner.t_env}")
+        run_test_episodes(args, runner, logger)
+    finally:
+        if args.save_model:
+            path = save_checkpoint(model_dir, runner.t_env, learner.checkpoint_parts())
+            logger.console.info(f"saved checkpoint {path}")
+    logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
+    logger.console.info(f"finished training at t_env {runner.t_env} in {_time_str(time.time() - start)}")
