@@ -1,6 +1,7 @@
 """The MARL run loop (pymarl semantics): collect episodes, train, test, log, checkpoint."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -21,17 +22,23 @@ def _time_str(seconds: float) -> str:
 
 
 def run_test_episodes(args: Any, runner: Any, logger: Any) -> None:
-    """Run ``test_nepisode`` greedy episodes and log ``test_*`` stats (and spike rates)."""
+    """Run ``test_nepisode`` greedy episodes and log ``test_*`` stats (and, for spiking
+    agents, ``spike_rate_mean``: the firing rate over all spiking layers)."""
+    from modules.neurons.base import SpikingLayer
     from modules.neurons.recording import SpikeRecorder
 
     n_runs = max(1, math.ceil(args.test_nepisode / runner.n_envs))
-    with SpikeRecorder(runner.mac.agent) as recorder:
+    agent = runner.mac.agent
+    recorder = SpikeRecorder(agent) if any(isinstance(m, SpikingLayer) for m in agent.modules()) else None
+    with recorder or contextlib.nullcontext():
         for _ in range(n_runs):
             runner.run(test_mode=True)
     runner.log_stats(runner.test_stats, "test_")
-    rates = recorder.firing_rates()
-    if rates:
-        logger.log_stat("spike_rate_mean", float(np.mean(list(rates.values()))), runner.t_env)
+    if recorder is not None:
+        stats = recorder.stats().values()
+        spikes = sum(s["spikes"] for s in stats)
+        steps = sum(s["neuron_steps"] for s in stats)
+        logger.log_stat("spike_rate_mean", spikes / max(steps, 1), runner.t_env)
 
 
 def build_marl(args: Any, logger: Any):

@@ -53,8 +53,11 @@ class BatchRunner:
         t = 0
         for t in range(self.episode_limit):
             self._write_slot(batch, t, data, active)
-            actions = self.mac.act(batch.obs[:, t].to(device), last_onehot, batch.avail_actions[:, t].to(device),
-                                   self.t_env, test_mode)
+            # finished envs still go through the (batched) forward pass; give them a valid mask
+            avail = torch.as_tensor(data["avail_actions"]).clone()
+            avail[torch.as_tensor(~active)] = 1
+            obs = torch.as_tensor(data["obs"], dtype=torch.float32)
+            actions = self.mac.act(obs.to(device), last_onehot, avail.to(device), self.t_env, test_mode)
             actions_np = actions.cpu().numpy()
             data, reward, terminated, step_info = self.env.step(actions_np, active)
             act_t = torch.as_tensor(active)

@@ -3,19 +3,28 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 
-def get_console_logger(name: str = "spikemarl") -> logging.Logger:
-    """A console logger printing ``[LEVEL time] name message`` lines (set up once)."""
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time, so lines logged during a sacred run
+    land in the run's captured output and lines logged after it still reach the terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def get_console_logger(name: str = "spikemarl.run") -> logging.Logger:
+    """A console logger printing ``[LEVEL time] message`` lines (set up once)."""
     logger = logging.getLogger(name)
     if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(levelname)s %(asctime)s] %(name)s %(message)s",
-                                               "%H:%M:%S"))
+        handler = _CurrentStderrHandler()
+        handler.setFormatter(logging.Formatter("[%(levelname)s %(asctime)s] %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -1,0 +1,150 @@
+"""Learning benchmark: QMIX test win rate over env steps for several agents, maps and seeds.
+
+Runs ``src/main.py`` once per (agent, map, seed) as independent processes (``--parallel`` at a
+time), then reads each sacred run's info.json and writes
+``benchmarks/results/<tag>.json`` and ``<tag>.md``:
+
+    python benchmarks/marl_learning.py --agents rnn,grsn --maps 3m --seeds 1,2,3 --t-max 200000
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def steps_to_reach(ts: List[int], values: List[float], level: float) -> Optional[int]:
+    """First env step at which ``values`` reaches ``level`` (None if never)."""
+    for t, v in zip(ts, values):
+        if v >= level:
+            return int(t)
+    return None
+
+
+def read_run(sacred_root: str) -> Dict[str, Any]:
+    """The info.json and config.json of the single sacred run under ``sacred_root``."""
+    infos = sorted(glob.glob(os.path.join(sacred_root, "**", "info.json"), recursive=True))
+    if not infos:
+        raise FileNotFoundError(f"no sacred info.json under {sacred_root}")
+    run_dir = os.path.dirname(infos[-1])
+    with open(infos[-1]) as f:
+        info = json.load(f)
+    with open(os.path.join(run_dir, "run.json")) as f:
+        status = json.load(f)["status"]
+    return {"info": info, "status": status, "run_dir": run_dir}
+
+
+def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
+    """Mean/std of final test win rate and return, steps and wall time to ``level`` win rate."""
+    finals_win = [r["info"]["test_battle_won_mean"][-1] for r in runs]
+    finals_ret = [r["info"]["test_return_mean"][-1] for r in runs]
+    reach = [steps_to_reach(r["info"]["test_battle_won_mean_T"], r["info"]["test_battle_won_mean"], level)
+             for r in runs]
+    walls = [r["wall_time_s"] for r in runs]
+    reached = [s for s in reach if s is not None]
+    return {
+        "n_seeds": len(runs),
+        "final_test_win_mean": float(np.mean(finals_win)), "final_test_win_std": float(np.std(finals_win)),
+        "final_test_return_mean": float(np.mean(finals_ret)), "final_test_return_std": float(np.std(finals_ret)),
+        "steps_to_level": reach, "seeds_reaching_level": len(reached),
+        "median_steps_to_level": float(np.median(reached)) if reached else None,
+        "wall_time_s_mean": float(np.mean(walls)),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="qmix")
+    p.add_argument("--agents", default="rnn,grsn")
+    p.add_argument("--maps", default="3m")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--t-max", type=int, default=200000)
+    p.add_argument("--test-interval", type=int, default=10000)
+    p.add_argument("--parallel", type=int, default=2, help="runs at a time")
+    p.add_argument("--level", type=float, default=0.9, help="win rate whose first crossing is reported")
+    p.add_argument("--tag", default="marl_learning")
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--work", default=os.path.join(ROOT, "results", "bench"))
+    p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
+    a = p.parse_args(argv)
+
+    jobs = []
+    for m in a.maps.split(","):
+        for agent in a.agents.split(","):
+            for seed in a.seeds.split(","):
+                root = os.path.join(a.work, a.tag, f"{m}_{agent}_s{seed}")
+                cmd = [sys.executable, os.path.join(ROOT, "src", "main.py"), f"--config={a.config}",
+                       "--env-config=smax", "with", f"agent={agent}", f"env_args.map_name={m}",
+                       f"seed={seed}", f"t_max={a.t_max}", f"test_interval={a.test_interval}",
+                       f"log_interval={a.test_interval * 5}", "save_model=False",
+                       f"local_results_path={root}", *[w for w in a.with_args if w != "with"]]
+                jobs.append({"map": m, "agent": agent, "seed": int(seed), "root": root, "cmd": cmd})
+
+    running: List[Dict[str, Any]] = []
+    pending = list(jobs)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    while pending or running:
+        while pending and len(running) < a.parallel:
+            job = pending.pop(0)
+            os.makedirs(job["root"], exist_ok=True)
+            job["log"] = open(os.path.join(job["root"], "stdout.log"), "w")
+            job["start"] = time.time()
+            job["proc"] = subprocess.Popen(job["cmd"], stdout=job["log"], stderr=subprocess.STDOUT, env=env)
+            running.append(job)
+        time.sleep(2)
+        for job in list(running):
+            if job["proc"].poll() is not None:
+                job["wall_time_s"] = time.time() - job["start"]
+                job["log"].close()
+                running.remove(job)
+                print(f"done {job['map']} {job['agent']} seed {job['seed']} rc={job['proc'].returncode} "
+                      f"in {job['wall_time_s']:.0f}s", flush=True)
+
+    results: Dict[str, Any] = {"config": vars(a), "groups": {}}
+    lines = [f"| map | agent | seeds | final test win % | final test return | seeds reaching {a.level:.0%} | "
+             f"median steps to {a.level:.0%} | wall time / run (s) |", "|---|---|---|---|---|---|---|---|"]
+    for m in a.maps.split(","):
+        for agent in a.agents.split(","):
+            group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
+            runs = []
+            for j in group:
+                if j["proc"].returncode != 0:
+                    print(f"run failed: {j['cmd']} (see {j['root']}/stdout.log)", file=sys.stderr)
+                    continue
+                run = read_run(j["root"])
+                run["wall_time_s"] = j["wall_time_s"]
+                runs.append(run)
+            if not runs:
+                continue
+            s = summarise(runs, a.level)
+            s["curves"] = [{"seed": j["seed"], "T": r["info"]["test_battle_won_mean_T"],
+                            "test_battle_won_mean": r["info"]["test_battle_won_mean"],
+                            "test_return_mean": r["info"]["test_return_mean"]} for j, r in zip(group, runs)]
+            results["groups"][f"{m}/{agent}"] = s
+            med = "-" if s["median_steps_to_level"] is None else f"{s['median_steps_to_level']:.0f}"
+            lines.append(f"| {m} | {agent} | {s['n_seeds']} | {100 * s['final_test_win_mean']:.1f} ± "
+                         f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
+                         f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | "
+                         f"{s['wall_time_s_mean']:.0f} |")
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, f"{a.tag}.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    table = "\n".join(lines)
+    with open(os.path.join(a.out, f"{a.tag}.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    return 0 if all(j["proc"].returncode == 0 for j in jobs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
