@@ -1,0 +1,93 @@
+"""The batch interface every multi-agent environment adapter (smax, sc2) offers the runner.
+
+A ``BatchEnv`` holds ``n_envs`` independent copies of one cooperative multi-agent task
+and steps them together. All arrays are numpy, first dim ``n_envs``:
+
+    reset() -> {"obs":           float32 [n_envs, n_agents, obs_dim],
+                "state":         float32 [n_envs, state_dim],
+                "avail_actions": uint8   [n_envs, n_agents, n_actions]}   (1 = available)
+
+    step(actions int [n_envs, n_agents], active bool [n_envs] | None)
+        -> (next: dict as above,
+            reward:     float32 [n_envs]   team reward, already scaled,
+            terminated: bool    [n_envs]   the episode ended for real (win, loss, draw),
+            info: {"battle_won":    bool [n_envs],
+                   "episode_limit": bool [n_envs]})
+
+``episode_limit`` is True when the episode ended only because the time limit was reached;
+such a step is *not* terminal for bootstrapping, so ``terminated`` is False there. The
+episode is over when ``terminated | info["episode_limit"]``.
+
+Envs whose ``active`` entry is False may or may not be stepped; their outputs are
+meaningless and must be ignored by the caller (they never raise). ``active=None`` means
+all envs are active. ``reset()`` restarts all envs.
+
+An action that is not available raises ``ValueError`` naming the env, the agent and the
+action (see ``check_actions``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+StepOut = Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray, Dict[str, np.ndarray]]
+
+
+class BatchEnv:
+    """Base class of the batch environments (see the module docstring for the contract)."""
+
+    n_envs: int
+
+    def get_env_info(self) -> Dict[str, Any]:
+        """Return at least ``n_agents, n_actions, obs_shape, state_shape, episode_limit, n_enemies``
+        (all int; shapes are the per-agent obs length and the state length)."""
+        raise NotImplementedError
+
+    def reset(self) -> Dict[str, np.ndarray]:
+        """Restart every env; return ``{"obs", "state", "avail_actions"}`` (shapes above)."""
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray, active: Optional[np.ndarray] = None) -> StepOut:
+        """Apply ``actions [n_envs, n_agents]`` to the envs flagged in ``active [n_envs]``."""
+        raise NotImplementedError
+
+    def get_stats(self) -> Dict[str, float]:
+        """Cumulative statistics of the episodes played so far (may be empty)."""
+        return {}
+
+    def close(self) -> None:
+        """Release resources (processes, game clients). Safe to call twice."""
+
+
+def check_actions(actions: np.ndarray, avail: np.ndarray, active: Optional[np.ndarray]) -> np.ndarray:
+    """Validate ``actions [n_envs, n_agents]`` against ``avail [n_envs, n_agents, n_actions]``.
+
+    Only envs with ``active [n_envs]`` True (all when None) are checked. Returns the actions
+    as an int32 array. Raises ``ValueError`` naming the first offending env, agent and action.
+    """
+    n_envs, n_agents, n_actions = avail.shape
+    acts = np.asarray(actions)
+    if acts.shape != (n_envs, n_agents):
+        raise ValueError(f"actions must have shape [n_envs, n_agents] = [{n_envs}, {n_agents}], "
+                         f"got {list(acts.shape)}")
+    if not np.issubdtype(acts.dtype, np.integer):
+        if np.issubdtype(acts.dtype, np.floating) and np.all(acts == np.round(acts)):
+            acts = acts.astype(np.int64)
+        else:
+            raise ValueError(f"actions must be integers, got dtype {acts.dtype}")
+    acts = acts.astype(np.int32, copy=False)
+    in_range = (acts >= 0) & (acts < n_actions)
+    picked = np.take_along_axis(avail, np.clip(acts, 0, n_actions - 1)[..., None], axis=-1)[..., 0]
+    bad = ~(in_range & (picked != 0))
+    if active is not None:
+        bad &= np.asarray(active, dtype=bool)[:, None]
+    if bad.any():
+        e, a = (int(i) for i in np.argwhere(bad)[0])
+        act = int(acts[e, a])
+        if not in_range[e, a]:
+            raise ValueError(f"env {e}, agent {a}: action {act} is out of range [0, {n_actions})")
+        valid = np.flatnonzero(avail[e, a]).tolist()
+        raise ValueError(f"env {e}, agent {a}: action {act} is not available (available: {valid}). "
+                         f"Mask the action choice with avail_actions.")
+    return acts

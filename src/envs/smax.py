@@ -1,0 +1,411 @@
+"""SMAX (JaxMARL 0.2.0) as a ``BatchEnv``: the SMAC analog that runs anywhere, on CPU.
+
+The allies are the learning agents; the enemies follow JaxMARL's heuristic policy
+(``HeuristicEnemySMAX``). All ``n_envs`` envs live in one process and are advanced by a
+single jitted, vmapped function that returns everything the runner needs (obs, state,
+avail actions, reward, terminated, won, time-out) in one call; the per-env PRNG keys stay
+inside JAX. ``step_env`` is used, so nothing auto-resets; ``reset()`` restarts all envs.
+
+Facts of SMAX 0.2.0 this adapter relies on (checked against the installed code):
+- Ally actions: 0-3 move (north, east, south, west), 4 stop, 5 + j attack enemy j.
+  There is no no-op: a dead agent has only "stop" available. Attack j is available when
+  enemy j is alive and within the agent's attack range.
+- Per-step raw team reward = (enemy health fraction lost this step, summed) / n_enemies,
+  + ``won_battle_bonus`` (1) on the step that kills the last enemy while an ally lives.
+  A complete win therefore collects exactly 1 + won_battle_bonus over the episode.
+- SMAX's ``done`` also fires at its time limit (``max_steps``, 100 for every map by default)
+  and says nothing about who won, so terminated / battle_won / episode_limit are computed
+  here from the unit_alive flags and the step counter (``episode_limit`` env arg).
+
+Reward scaling (``reward_scale: True``, like SMAC's ``reward_scale``):
+    reward = raw_reward * reward_scale_rate / (1 + won_battle_bonus)
+so a won episode returns exactly ``reward_scale_rate`` (20), a lost one less than 10.
+
+State: SMAX's ``world_state`` per unit (alive flag-masked health fraction, x, y, weapon
+cooldown, unit-type one-hot), then every unit's team and type. With ``state_normalize``
+positions are divided by the map size, cooldowns by the unit's weapon cooldown (clipped
+to [0, 1]; SMAX's raw cooldown drifts negative without bound) and types by the number of
+types - 1. ``state_last_action`` appends the allies' last actions one-hot (SMAC default),
+``state_timestep_number`` appends step / episode_limit.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from envs.batch_env import BatchEnv, StepOut, check_actions
+
+# env_args accepted by make_smax_batch (besides map_name), with defaults.
+DEFAULT_ENV_ARGS: Dict[str, Any] = {
+    "episode_limit": 100,          # SMAX max_steps (same for every map in JaxMARL)
+    "reward_scale": True,          # scale so a full win returns reward_scale_rate
+    "reward_scale_rate": 20.0,
+    "won_battle_bonus": 1.0,       # SMAX raw bonus on a won step
+    "state_normalize": True,
+    "state_last_action": True,
+    "state_timestep_number": False,
+    "obs_instead_of_state": False,
+    "enemy_shoots": True,
+    "enemy_attack_mode": "closest",  # "closest" | "random"
+    "see_enemy_actions": True,
+    "walls_cause_death": True,
+    "check_actions": True,         # raise ValueError on unavailable actions
+    "jax_cache_dir": "",           # persistent XLA compile cache dir ("" = off); saves ~5-10 s per start
+}
+
+# Maps the project adds to JaxMARL's map_name_to_scenario: name -> (n_allies, n_enemies, unit type)
+_EXTRA_MAPS: Dict[str, Tuple[int, int, int]] = {}
+_EXTRA_MAPS["8m_vs_9m"] = (8, 9, 0)  # 8 marines vs 9 marines
+
+# SMAC maps that need a unit SMAX does not have.
+_HEALER_MAPS = ("MMM", "MMM2")
+
+N_MOVE_ACTIONS = 5  # 4 moves + stop
+_NO_LIMIT = 2 ** 30  # SMAX's own max_steps; the adapter applies episode_limit itself
+
+
+_JAXMARL_MODS: Dict[str, Any] = {}
+
+
+def _load_smax_modules() -> Tuple[Any, Any]:
+    """Import JaxMARL's SMAX modules without running ``jaxmarl/__init__`` (which imports every
+    JaxMARL env and costs ~5-10 s). Falls back to the plain import if that fails."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+    import types
+
+    if "jaxmarl" not in sys.modules:
+        stubs: Dict[str, str] = {}
+        try:
+            spec = importlib.util.find_spec("jaxmarl")
+            if spec is not None and spec.origin:
+                root = os.path.dirname(spec.origin)
+                stubs = {"jaxmarl": root,
+                         "jaxmarl.environments": os.path.join(root, "environments"),
+                         "jaxmarl.environments.smax": os.path.join(root, "environments", "smax")}
+                for name, path in stubs.items():
+                    mod = types.ModuleType(name)
+                    mod.__path__ = [path]
+                    sys.modules[name] = mod
+                smax_mod = importlib.import_module("jaxmarl.environments.smax.smax_env")
+                enemy_mod = importlib.import_module("jaxmarl.environments.smax.heuristic_enemy_smax_env")
+                return smax_mod, enemy_mod
+        except Exception:  # noqa: BLE001 - any problem: use the ordinary import below
+            for name in list(sys.modules):
+                if name.startswith("jaxmarl"):
+                    del sys.modules[name]
+        finally:
+            for name in stubs:  # a later `import jaxmarl` then runs the real package __init__
+                sys.modules.pop(name, None)
+    from jaxmarl.environments.smax import heuristic_enemy_smax_env as enemy_mod
+    from jaxmarl.environments.smax import smax_env as smax_mod
+    return smax_mod, enemy_mod
+
+
+def _import_jax():
+    """Return ``jax, jax.numpy, HeuristicEnemySMAX, Scenario, smax_env module`` (imported once)."""
+    if not _JAXMARL_MODS:
+        try:
+            import jax
+            import jax.numpy as jnp
+            smax_mod, enemy_mod = _load_smax_modules()
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError(f"the smax env needs jax and jaxmarl ({exc}). "
+                              f"Install them with `pip install jaxmarl==0.2.0`.") from exc
+        _JAXMARL_MODS.update(jax=jax, jnp=jnp, smax=smax_mod, enemy=enemy_mod)
+    m = _JAXMARL_MODS
+    return m["jax"], m["jnp"], m["enemy"].HeuristicEnemySMAX, m["smax"].Scenario, m["smax"]
+
+
+def valid_map_names() -> List[str]:
+    """All map names ``make_smax_batch`` accepts (JaxMARL's plus the project's)."""
+    _, _, _, _, smax_mod = _import_jax()
+    return sorted(set(smax_mod.MAP_NAME_TO_SCENARIO) | set(_EXTRA_MAPS))
+
+
+def _scenario(map_name: str) -> Any:
+    """JaxMARL Scenario of ``map_name``; ValueError for healer maps and unknown names."""
+    _, jnp, _, Scenario, smax_mod = _import_jax()
+    if map_name in _HEALER_MAPS:
+        raise ValueError(f"map '{map_name}' needs a healer (Medivac) that SMAX lacks; run it on "
+                         f"StarCraft II with --env-config=sc2 instead. SMAX maps: "
+                         f"{', '.join(valid_map_names())}")
+    if map_name in _EXTRA_MAPS:
+        n_allies, n_enemies, unit_type = _EXTRA_MAPS[map_name]
+        types = jnp.full((n_allies + n_enemies,), unit_type, dtype=jnp.uint8)
+        return Scenario(types, n_allies, n_enemies, False, False)
+    if map_name not in smax_mod.MAP_NAME_TO_SCENARIO:
+        raise ValueError(f"unknown SMAX map '{map_name}'. Valid maps: {', '.join(valid_map_names())}. "
+                         f"Other SMAC maps need --env-config=sc2 (StarCraft II).")
+    return smax_mod.MAP_NAME_TO_SCENARIO[map_name]
+
+
+def _check_env_args(env_args: Dict[str, Any]) -> Dict[str, Any]:
+    unknown = sorted(set(env_args) - set(DEFAULT_ENV_ARGS))
+    if unknown:
+        raise ValueError(f"unknown smax env_args {unknown}. Valid keys: map_name, "
+                         f"{', '.join(sorted(DEFAULT_ENV_ARGS))} (documented in config/envs/smax.yaml).")
+    cfg = dict(DEFAULT_ENV_ARGS)
+    cfg.update(env_args)
+    if not 1 <= int(cfg["episode_limit"]) < _NO_LIMIT:
+        raise ValueError(f"env_args.episode_limit must be a positive int, got {cfg['episode_limit']}")
+    if cfg["enemy_attack_mode"] not in ("closest", "random"):
+        raise ValueError(f"env_args.enemy_attack_mode must be 'closest' or 'random', "
+                         f"got {cfg['enemy_attack_mode']!r}")
+    return cfg
+
+
+class _Compiled:
+    """The SMAX env and its jitted batch functions for one (map, env_args, n_envs); shared by
+    every SMAXBatchEnv built with the same arguments in this process (compiling is slow)."""
+
+    def __init__(self, map_name: str, cfg: Dict[str, Any], n_envs: int) -> None:
+        jax, jnp, HeuristicEnemySMAX, _, _ = _import_jax()
+        scenario = _scenario(map_name)
+        # The time limit and the reward factor are arguments of the jitted functions (one
+        # compile serves every value); SMAX's own max_steps is set out of reach and unused.
+        env = HeuristicEnemySMAX(
+            enemy_shoots=bool(cfg["enemy_shoots"]), attack_mode=cfg["enemy_attack_mode"],
+            scenario=scenario, max_steps=_NO_LIMIT,
+            won_battle_bonus=float(cfg["won_battle_bonus"]),
+            see_enemy_actions=bool(cfg["see_enemy_actions"]),
+            walls_cause_death=bool(cfg["walls_cause_death"]))
+        _skip_unused_generators(env._env, jnp)
+        self.env = env
+        self.n_agents = n_allies = env.num_allies
+        self.n_enemies = env.num_enemies
+        self.n_actions = n_actions = env.num_ally_actions
+        self.obs_dim = env.obs_size
+        state_dim = n_allies * self.obs_dim if cfg["obs_instead_of_state"] else env.state_size
+        state_dim += n_allies * n_actions if cfg["state_last_action"] else 0
+        state_dim += 1 if cfg["state_timestep_number"] else 0
+        self.state_dim = state_dim
+
+        agents = env.agents
+        n_units = n_allies + self.n_enemies
+        n_types = env.unit_type_bits
+        feat = len(env.own_features)  # health, x, y, cooldown, unit-type one-hot
+        map_wh = jnp.array([env.map_width, env.map_height], dtype=jnp.float32)
+        type_cd = jnp.asarray(env.unit_type_weapon_cooldowns, dtype=jnp.float32)
+
+        def make_state(obs, obs_arr, smax_state, last_actions, limit):
+            if cfg["obs_instead_of_state"]:
+                parts = [obs_arr.reshape(-1)]
+            else:
+                ws = obs["world_state"]
+                if cfg["state_normalize"]:
+                    units = ws[: feat * n_units].reshape(n_units, feat)
+                    cd = jnp.clip(units[:, 3] / type_cd[smax_state.unit_types], 0.0, 1.0)
+                    units = units.at[:, 1:3].set(units[:, 1:3] / map_wh).at[:, 3].set(cd)
+                    teams = ws[feat * n_units: (feat + 1) * n_units]
+                    types = ws[(feat + 1) * n_units:] / max(n_types - 1, 1)
+                    ws = jnp.concatenate([units.reshape(-1), teams, types])
+                parts = [ws]
+            if cfg["state_last_action"]:
+                parts.append(jax.nn.one_hot(last_actions, n_actions, dtype=jnp.float32).reshape(-1))
+            if cfg["state_timestep_number"]:
+                parts.append((smax_state.step / limit).astype(jnp.float32)[None])
+            return jnp.concatenate(parts).astype(jnp.float32)
+
+        def packed_outputs(obs, env_state, last_actions, limit, extra):
+            """One float32 row per env: obs, state, avail, *extra (a single host copy)."""
+            obs_arr = jnp.stack([obs[a] for a in agents]).astype(jnp.float32)
+            avail_d = env.get_avail_actions(env_state)
+            avail = jnp.stack([avail_d[a] for a in agents]).astype(jnp.float32)
+            state = make_state(obs, obs_arr, env_state.state, last_actions, limit)
+            return jnp.concatenate([obs_arr.reshape(-1), state, avail.reshape(-1)]
+                                   + [e.astype(jnp.float32).reshape(-1) for e in extra])
+
+        def strong(x):  # drop weak types, so reset's and step's carries share one compile
+            return jax.lax.convert_element_type(x, x.dtype)
+
+        def reset_one(key, limit):
+            key, reset_key = jax.random.split(key)
+            obs, env_state = env.reset(reset_key)
+            env_state = jax.tree_util.tree_map(strong, env_state)
+            no_action = jnp.full((n_allies,), -1, jnp.int32)  # one_hot(-1) = zeros: no last action
+            packed = packed_outputs(obs, env_state, no_action, limit, [])
+            return (key, env_state), packed
+
+        def step_one(carry, actions, active, limit, reward_factor):
+            key, env_state = carry
+            new_key, step_key = jax.random.split(key)
+            act = {a: actions[i] for i, a in enumerate(agents)}
+            obs, new_state, rewards, _, _ = env.step_env(step_key, env_state, act)
+            new_state = jax.tree_util.tree_map(strong, new_state)
+            alive = new_state.state.unit_alive
+            allies_dead = ~jnp.any(alive[:n_allies])
+            enemies_dead = ~jnp.any(alive[n_allies:])
+            terminated = allies_dead | enemies_dead
+            won = enemies_dead & ~allies_dead
+            time_out = (new_state.state.step >= limit) & ~terminated
+            draw = allies_dead & enemies_dead
+            reward = rewards[agents[0]] * reward_factor * active
+            flags = jnp.stack([terminated, won, time_out, draw]) & active
+            packed = packed_outputs(obs, new_state, actions, limit, [reward, flags])
+            # inactive envs keep their state (their outputs are ignored by the caller)
+            new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new_state, env_state)
+            return (new_key, new_state), packed
+
+        self.cpu = jax.devices("cpu")[0]
+        self.reset_fn = jax.jit(jax.vmap(reset_one, in_axes=(0, None)))
+        self.step_fn = jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=(0,))
+        # warm up: compile reset and step now, so the first real calls are fast
+        keys = jax.device_put(jax.random.split(jax.random.PRNGKey(0), n_envs), self.cpu)
+        limit, factor = np.int32(100), np.float32(1.0)
+        carry, _ = self.reset_fn(keys, limit)
+        acts = np.full((n_envs, n_allies), N_MOVE_ACTIONS - 1, dtype=np.int32)
+        for _ in range(2):
+            carry, out = self.step_fn(carry, acts, np.ones((n_envs,), dtype=bool), limit, factor)
+        jax.block_until_ready(out)
+
+
+def _skip_unused_generators(smax_env: Any, jnp: Any) -> None:
+    """SMAX's reset always evaluates the SMACv2 position/unit-type generators and discards them
+    unless the scenario asks for them; give such scenarios constant stand-ins (same shapes and
+    dtypes, so the result is identical) to cut the reset compile time."""
+    n = smax_env.num_agents
+
+    class _Const:
+        def __init__(self, value: Any) -> None:
+            self.value = value
+
+        def generate(self, key: Any) -> Any:
+            return self.value
+
+    if not smax_env.smacv2_position_generation:
+        smax_env.position_generator = _Const(jnp.zeros((n, 2), dtype=jnp.float32))
+    if not smax_env.smacv2_unit_type_generation:
+        smax_env.unit_type_generator = _Const(jnp.zeros((n,), dtype=jnp.uint8))
+
+
+_COMPILED: Dict[Tuple[Any, ...], _Compiled] = {}
+
+
+def _enable_compile_cache(path: str) -> None:
+    """Turn on JAX's persistent compilation cache (process-wide) in ``path``."""
+    import os
+
+    jax = _import_jax()[0]
+    path = os.path.abspath(os.path.expanduser(path))
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+# env_args that are runtime values (not baked into the compiled functions)
+_RUNTIME_KEYS = ("episode_limit", "reward_scale", "reward_scale_rate", "check_actions", "jax_cache_dir")
+
+
+class SMAXBatchEnv(BatchEnv):
+    """``n_envs`` SMAX battles against the heuristic enemy (contract: ``envs.batch_env``)."""
+
+    def __init__(self, n_envs: int, seed: int, map_name: str = "3m", **env_args: Any) -> None:
+        if int(n_envs) < 1:
+            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        cfg = _check_env_args(env_args)
+        _scenario(map_name)  # bad map -> clear error before any compiling
+        self.n_envs = int(n_envs)
+        self.seed = int(seed)
+        self.map_name = map_name
+        self.cfg = cfg
+        key = (map_name, self.n_envs) + tuple(sorted((k, v) for k, v in cfg.items() if k not in _RUNTIME_KEYS))
+        if key not in _COMPILED:
+            if cfg["jax_cache_dir"]:
+                _enable_compile_cache(str(cfg["jax_cache_dir"]))
+            _COMPILED[key] = _Compiled(map_name, cfg, self.n_envs)
+        c = self._c = _COMPILED[key]
+        self._jax = _import_jax()[0]
+        self.n_agents, self.n_enemies, self.n_actions = c.n_agents, c.n_enemies, c.n_actions
+        self.obs_dim, self.state_dim = c.obs_dim, c.state_dim
+        self.episode_limit = int(cfg["episode_limit"])
+        self.reward_factor = (float(cfg["reward_scale_rate"]) / (1.0 + float(cfg["won_battle_bonus"]))
+                              if cfg["reward_scale"] else 1.0)
+        self._limit = np.int32(self.episode_limit)
+        self._factor = np.float32(self.reward_factor)
+        self._check = bool(cfg["check_actions"])
+        self._n_resets = 0
+        self._carry = None
+        self._avail: Optional[np.ndarray] = None
+        self._ended = np.zeros((self.n_envs,), dtype=bool)
+        self._stats = {"battles_won": 0, "battles_game": 0, "battles_draw": 0, "timeouts": 0}
+
+    def get_env_info(self) -> Dict[str, Any]:
+        """``obs_shape`` is the per-agent obs length, ``state_shape`` the global state length."""
+        return {"n_agents": self.n_agents, "n_actions": self.n_actions, "obs_shape": self.obs_dim,
+                "state_shape": self.state_dim, "episode_limit": self.episode_limit,
+                "n_enemies": self.n_enemies, "map_name": self.map_name}
+
+    def reset(self) -> Dict[str, np.ndarray]:
+        """Restart all envs: obs [n_envs, n_agents, obs_dim], state [n_envs, state_dim],
+        avail_actions uint8 [n_envs, n_agents, n_actions]. The k-th reset after construction
+        with a given seed always gives the same battles; the envs of a batch differ."""
+        jax = self._jax
+        base = jax.random.fold_in(jax.random.PRNGKey(self.seed), self._n_resets)
+        keys = jax.device_put(jax.random.split(base, self.n_envs), self._c.cpu)
+        self._n_resets += 1
+        self._carry, packed = self._c.reset_fn(keys, self._limit)
+        obs, state, avail, _ = self._unpack(np.asarray(packed))
+        self._avail = avail
+        self._ended[:] = False
+        return {"obs": obs, "state": state, "avail_actions": avail}
+
+    def step(self, actions: np.ndarray, active: Optional[np.ndarray] = None) -> StepOut:
+        """Step the envs flagged in ``active`` [n_envs] (None: all) with ``actions`` int
+        [n_envs, n_agents]; inactive envs are left unchanged. Returns (next obs/state/avail,
+        reward float32 [n_envs], terminated bool [n_envs], {"battle_won", "episode_limit"})."""
+        if self._carry is None:
+            raise RuntimeError("SMAXBatchEnv.step() called before reset() (or after close())")
+        if active is None:
+            active = np.ones((self.n_envs,), dtype=bool)
+        else:
+            active = np.asarray(active, dtype=bool)
+            if active.shape != (self.n_envs,):
+                raise ValueError(f"active must have shape [{self.n_envs}], got {list(active.shape)}")
+        if self._check:
+            acts = check_actions(actions, self._avail, active)
+        else:
+            acts = np.asarray(actions, dtype=np.int32)
+        self._carry, packed = self._c.step_fn(self._carry, acts, active, self._limit, self._factor)
+        obs, state, avail, rest = self._unpack(np.asarray(packed))
+        reward = rest[:, 0].copy()
+        flags = rest[:, 1:5] > 0.5
+        terminated, won, time_out = flags[:, 0], flags[:, 1], flags[:, 2]
+        self._avail = avail
+        newly = (terminated | time_out) & ~self._ended
+        if newly.any():
+            self._stats["battles_game"] += int(newly.sum())
+            self._stats["battles_won"] += int((won & newly).sum())
+            self._stats["battles_draw"] += int((flags[:, 3] & newly).sum())
+            self._stats["timeouts"] += int((time_out & newly).sum())
+            self._ended |= newly
+        info = {"battle_won": won, "episode_limit": time_out}
+        return {"obs": obs, "state": state, "avail_actions": avail}, reward, terminated, info
+
+    def _unpack(self, packed: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Split packed float32 rows [n_envs, row] into obs, state, avail (uint8) and the rest."""
+        n, na = self.n_envs, self.n_agents
+        o1 = na * self.obs_dim
+        o2 = o1 + self.state_dim
+        o3 = o2 + na * self.n_actions
+        obs = packed[:, :o1].reshape(n, na, self.obs_dim).copy()
+        state = packed[:, o1:o2].copy()
+        avail = packed[:, o2:o3].reshape(n, na, self.n_actions).astype(np.uint8)
+        return obs, state, avail, packed[:, o3:]
+
+    def get_stats(self) -> Dict[str, float]:
+        """Counts over all episodes ended so far: battles_won, battles_game, battles_draw
+        (both teams died on the same step), timeouts, and win_rate."""
+        s: Dict[str, float] = dict(self._stats)
+        s["win_rate"] = s["battles_won"] / s["battles_game"] if s["battles_game"] else 0.0
+        return s
+
+    def close(self) -> None:
+        self._carry = None
+
+
+def make_smax_batch(n_envs: int, seed: int, map_name: str = "3m", **env_args: Any) -> SMAXBatchEnv:
+    """Build ``n_envs`` SMAX battles on ``map_name``; ``env_args`` keys: see DEFAULT_ENV_ARGS."""
+    return SMAXBatchEnv(n_envs=n_envs, seed=seed, map_name=map_name, **env_args)

@@ -1,0 +1,248 @@
+"""Tests of the SMAX batch env adapter (src/envs/smax.py) and the BatchEnv action check.
+
+JAX compiling is slow, so each map is built once per module; envs with other seeds or
+runtime-only env_args (episode_limit, reward scale) share that compile (the env3m fixture
+must come first: tests that build their own 3m envs reuse it).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jaxmarl")
+
+from envs.batch_env import check_actions  # noqa: E402
+from envs.smax import make_smax_batch, valid_map_names, _scenario  # noqa: E402
+
+N_ENVS = 4
+MARINE_RANGE = 5.0
+STOP = 4
+
+
+def _cache(request) -> str:
+    """A persistent XLA compile cache under .pytest_cache: reruns skip most of the compiling."""
+    return str(request.config.cache.mkdir("smax_jax_cache"))
+
+
+@pytest.fixture(scope="module")
+def env3m(request):
+    env = make_smax_batch(N_ENVS, seed=1, map_name="3m", jax_cache_dir=_cache(request))
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def env2s3z(request):
+    return make_smax_batch(2, seed=0, map_name="2s3z", jax_cache_dir=_cache(request))
+
+
+def random_actions(rng: np.random.Generator, avail: np.ndarray) -> np.ndarray:
+    return (rng.random(avail.shape) * avail).argmax(-1)
+
+
+def focus_fire(avail: np.ndarray) -> np.ndarray:
+    """Every ally shoots the lowest-index enemy in range, otherwise walks east (action 1)."""
+    att = avail[:, :, 5:]
+    acts = np.where(att.any(-1), att.argmax(-1) + 5, 1)
+    return np.where(avail[:, :, 1] == 1, acts, STOP)  # dead allies can only stop
+
+
+def internal(env):
+    """(unit_alive [n_envs, units], unit_positions [n_envs, units, 2], step [n_envs]) now."""
+    s = env._carry[1].state
+    return np.asarray(s.unit_alive), np.asarray(s.unit_positions), np.asarray(s.step)
+
+
+def play(env, policy, rng=None, max_steps=200):
+    """Play one episode in every env; return per-env return, length, won, limit, terminated."""
+    out = env.reset()
+    n = env.n_envs
+    alive = np.ones(n, bool)
+    ret, length = np.zeros(n), np.zeros(n, int)
+    won, limit, term = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    for _ in range(max_steps):
+        acts = policy(out["avail_actions"]) if rng is None else random_actions(rng, out["avail_actions"])
+        out, r, t, info = env.step(acts, alive)
+        ret += r * alive
+        length += alive
+        ended = (t | info["episode_limit"]) & alive
+        won |= info["battle_won"] & ended
+        limit |= info["episode_limit"] & ended
+        term |= t & ended
+        alive &= ~ended
+        if not alive.any():
+            break
+    return ret, length, won, limit, term
+
+
+def test_env_info_and_shapes_3m(env3m):
+    info = env3m.get_env_info()
+    # obs: 13 features x (2 allies + 3 enemies) + 10 own features; state: 12 x 6 units + 3 x 8 last actions
+    assert info == {"n_agents": 3, "n_actions": 8, "obs_shape": 75, "state_shape": 96,
+                    "episode_limit": 100, "n_enemies": 3, "map_name": "3m"}
+    out = env3m.reset()
+    assert out["obs"].shape == (N_ENVS, 3, 75) and out["obs"].dtype == np.float32
+    assert out["state"].shape == (N_ENVS, 96) and out["state"].dtype == np.float32
+    assert out["avail_actions"].shape == (N_ENVS, 3, 8)
+    # the teams start 16 apart: moves and stop available, no enemy in range
+    assert (out["avail_actions"][:, :, :5] == 1).all() and (out["avail_actions"][:, :, 5:] == 0).all()
+    assert np.all(out["state"][:, -24:] == 0)  # no last action yet
+    assert np.abs(out["state"]).max() <= 1.0 + 1e-6  # normalised state
+
+
+@pytest.mark.slow  # a second map: one more JAX compile (~5-10 s cold)
+def test_shapes_2s3z(env2s3z):
+    info = env2s3z.get_env_info()
+    assert (info["n_agents"], info["n_enemies"], info["n_actions"]) == (5, 5, 10)
+    assert (info["obs_shape"], info["state_shape"]) == (127, 12 * 10 + 5 * 10)
+    out = env2s3z.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        acts = random_actions(rng, out["avail_actions"])
+        out, r, t, info_ = env2s3z.step(acts)
+        assert out["obs"].shape == (2, 5, 127) and out["state"].shape == (2, 170)
+        assert out["avail_actions"].shape == (2, 5, 10)
+        assert r.shape == (2,) and r.dtype == np.float32 and t.dtype == bool
+        assert info_["battle_won"].shape == (2,) and info_["episode_limit"].dtype == bool
+        # last actions one-hot at the end of the state
+        np.testing.assert_array_equal(out["state"][:, -50:].reshape(2, 5, 10).argmax(-1), acts)
+
+
+def test_avail_actions_follow_state(env3m):
+    rng = np.random.default_rng(3)
+    out = env3m.reset()
+    seen_dead = seen_attack = False
+    for _ in range(60):
+        out, _, t, info = env3m.step(random_actions(rng, out["avail_actions"]))
+        alive, pos, _ = internal(env3m)
+        av = out["avail_actions"]
+        for e in range(N_ENVS):
+            for a in range(3):
+                if not alive[e, a]:
+                    seen_dead = True
+                    assert av[e, a].tolist() == [0, 0, 0, 0, 1, 0, 0, 0]  # only stop
+                    assert np.all(out["obs"][e, a] == 0)
+                    continue
+                assert av[e, a, :5].tolist() == [1] * 5
+                dist = np.linalg.norm(pos[e, 3:] - pos[e, a], axis=-1)
+                expect = (dist < MARINE_RANGE) & alive[e, 3:]
+                np.testing.assert_array_equal(av[e, a, 5:], expect.astype(np.uint8))
+                seen_attack |= bool(expect.any())
+        if (t | info["episode_limit"]).all():
+            break
+    assert seen_dead and seen_attack
+
+
+def test_reward_scale_and_battle_won(env3m):
+    # random play: returns in [0, 20], a lost battle returns at most 10
+    ret, length, won, limit, term = play(env3m, None, rng=np.random.default_rng(0))
+    assert np.all(ret >= 0) and np.all(ret <= 20 + 1e-4)
+    assert np.all(ret[~won] <= 10 + 1e-4)
+    # focus fire wins some battles on 3m; a won battle returns exactly 20
+    total_won = 0
+    for _ in range(2):
+        ret, length, won, limit, term = play(env3m, focus_fire)
+        alive, _, _ = internal(env3m)
+        assert np.all(term) and not limit.any()
+        np.testing.assert_array_equal(won, ~alive[:, 3:].any(-1) & alive[:, :3].any(-1))
+        np.testing.assert_allclose(ret[won], 20.0, atol=1e-3)
+        assert np.all(ret[~won] < 10 + 1e-4)
+        total_won += int(won.sum())
+    assert total_won > 0
+    stats = env3m.get_stats()
+    assert stats["battles_game"] >= 3 * N_ENVS and 0 < stats["win_rate"] < 1
+
+
+def test_unscaled_reward():
+    env = make_smax_batch(N_ENVS, seed=1, map_name="3m", reward_scale=False)  # shares the compile
+    ret, _, won, _, _ = play(env, focus_fire)
+    assert won.any()
+    np.testing.assert_allclose(ret[won], 2.0, atol=1e-4)  # SMAX raw: 1 (all health) + 1 (win bonus)
+
+
+def test_episode_limit_is_not_terminal():
+    env = make_smax_batch(N_ENVS, seed=2, map_name="3m", episode_limit=3)
+    assert env.get_env_info()["episode_limit"] == 3
+    env.reset()
+    stop = np.full((N_ENVS, 3), STOP)
+    for step in range(1, 4):
+        _, r, t, info = env.step(stop)
+        assert not t.any() and not info["battle_won"].any()
+        assert info["episode_limit"].all() if step == 3 else not info["episode_limit"].any()
+    assert env.get_stats()["timeouts"] == N_ENVS
+
+
+def test_same_seed_same_episodes():
+    a = make_smax_batch(N_ENVS, seed=7, map_name="3m")
+    b = make_smax_batch(N_ENVS, seed=7, map_name="3m")
+    c = make_smax_batch(N_ENVS, seed=8, map_name="3m")
+    oa, ob, oc = a.reset(), b.reset(), c.reset()
+    first = oa["obs"].copy()
+    np.testing.assert_array_equal(oa["obs"], ob["obs"])
+    assert not np.array_equal(oa["obs"], oc["obs"])
+    assert not np.array_equal(oa["obs"][0], oa["obs"][1])  # envs of a batch differ
+    ra, rb = np.random.default_rng(1), np.random.default_rng(1)
+    for _ in range(25):
+        oa, rew_a, ta, _ = a.step(random_actions(ra, oa["avail_actions"]))
+        ob, rew_b, tb, _ = b.step(random_actions(rb, ob["avail_actions"]))
+        np.testing.assert_array_equal(oa["obs"], ob["obs"])
+        np.testing.assert_array_equal(rew_a, rew_b)
+        np.testing.assert_array_equal(ta, tb)
+    second = a.reset()["obs"]
+    assert not np.array_equal(second, first)  # the next reset starts new battles ...
+    np.testing.assert_array_equal(b.reset()["obs"], second)  # ... the same ones for the same seed
+
+
+def test_inactive_envs_are_frozen(env3m):
+    env3m.reset()
+    _, pos_before, step_before = internal(env3m)
+    active = np.array([True, False, True, False])
+    acts = np.full((N_ENVS, 3), 1)  # walk east
+    acts[1] = 7  # unavailable, but env 1 is inactive: no error
+    _, r, t, info = env3m.step(acts, active)
+    _, pos_after, step_after = internal(env3m)
+    np.testing.assert_array_equal(step_after, step_before + active)
+    np.testing.assert_array_equal(pos_after[~active], pos_before[~active])
+    assert not np.array_equal(pos_after[active], pos_before[active])
+    assert np.all(r[~active] == 0) and not t[~active].any()
+
+
+def test_invalid_action_raises(env3m):
+    env3m.reset()
+    acts = np.full((N_ENVS, 3), STOP)
+    acts[2, 1] = 6  # attack enemy 1: out of range at the start
+    with pytest.raises(ValueError, match=r"env 2, agent 1: action 6 is not available"):
+        env3m.step(acts)
+    acts[2, 1] = 8
+    with pytest.raises(ValueError, match=r"out of range"):
+        env3m.step(acts)
+    with pytest.raises(ValueError, match=r"shape"):
+        env3m.step(np.zeros((N_ENVS, 2), dtype=int))
+
+
+def test_check_actions_helper():
+    avail = np.zeros((2, 2, 3), dtype=np.uint8)
+    avail[..., 0] = 1
+    avail[1, 0, 2] = 1
+    out = check_actions(np.array([[0, 0], [2, 0]]), avail, None)
+    assert out.dtype == np.int32
+    check_actions(np.array([[0.0, 0.0], [2.0, 0.0]]), avail, None)  # integral floats are fine
+    with pytest.raises(ValueError, match=r"env 0, agent 1: action 2"):
+        check_actions(np.array([[0, 2], [0, 0]]), avail, None)
+    check_actions(np.array([[0, 2], [0, 0]]), avail, np.array([False, True]))  # inactive env 0
+    with pytest.raises(ValueError, match="integers"):
+        check_actions(np.array([[0.5, 0], [0, 0]]), avail, None)
+
+
+def test_map_errors_and_registry():
+    with pytest.raises(ValueError, match=r"(?s)Medivac.*--env-config=sc2"):
+        make_smax_batch(1, 0, "MMM2")
+    with pytest.raises(ValueError, match=r"unknown SMAX map 'nope'.*3m"):
+        make_smax_batch(1, 0, "nope")
+    with pytest.raises(ValueError, match=r"unknown smax env_args \['difficulty'\]"):
+        make_smax_batch(1, 0, "3m", difficulty="7")
+    names = valid_map_names()
+    for name in ("3m", "8m", "2s3z", "3s_vs_5z", "27m_vs_30m", "5m_vs_6m", "8m_vs_9m"):
+        assert name in names
+    sc = _scenario("8m_vs_9m")
+    assert (sc.num_allies, sc.num_enemies, int(np.asarray(sc.unit_types).sum())) == (8, 9, 0)
