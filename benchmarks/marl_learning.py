@@ -12,6 +12,7 @@ import argparse
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,6 +59,8 @@ def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
         "steps_to_level": reach, "seeds_reaching_level": len(reached),
         "median_steps_to_level": float(np.median(reached)) if reached else None,
         "wall_time_s_mean": float(np.mean(walls)),
+        "final_T": [int(r["info"]["test_battle_won_mean_T"][-1]) for r in runs],
+        "truncated_runs": sum(bool(r.get("truncated")) for r in runs),
     }
 
 
@@ -70,6 +73,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--t-max", type=int, default=200000)
     p.add_argument("--test-interval", type=int, default=10000)
     p.add_argument("--parallel", type=int, default=2, help="runs at a time")
+    p.add_argument("--deadline-s", type=float, default=0.0,
+                   help="> 0: interrupt (SIGINT) runs still going after this many seconds and report the "
+                        "curve they reached (marked truncated)")
     p.add_argument("--level", type=float, default=0.9, help="win rate whose first crossing is reported")
     p.add_argument("--tag", default="marl_learning")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -91,9 +97,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     running: List[Dict[str, Any]] = []
     pending = list(jobs)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    t0 = time.time()
     while pending or running:
+        if a.deadline_s > 0 and time.time() - t0 > a.deadline_s:
+            for job in running:
+                if job["proc"].poll() is None and not job.get("interrupted"):
+                    job["proc"].send_signal(signal.SIGINT)
+                    job["interrupted"] = True
+            pending.clear()
         while pending and len(running) < a.parallel:
             job = pending.pop(0)
             os.makedirs(job["root"], exist_ok=True)
@@ -112,30 +124,35 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     results: Dict[str, Any] = {"config": vars(a), "groups": {}}
     lines = [f"| map | agent | seeds | final test win % | final test return | seeds reaching {a.level:.0%} | "
-             f"median steps to {a.level:.0%} | wall time / run (s) |", "|---|---|---|---|---|---|---|---|"]
+             f"median steps to {a.level:.0%} | env steps reached | wall time / run (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m in a.maps.split(","):
         for agent in a.agents.split(","):
             group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
             runs = []
             for j in group:
-                if j["proc"].returncode != 0:
+                if "proc" not in j or (j["proc"].returncode != 0 and not j.get("interrupted")):
                     print(f"run failed: {j['cmd']} (see {j['root']}/stdout.log)", file=sys.stderr)
                     continue
                 run = read_run(j["root"])
                 run["wall_time_s"] = j["wall_time_s"]
+                run["truncated"] = bool(j.get("interrupted"))
+                run["seed"] = j["seed"]
+                if not run["info"].get("test_battle_won_mean"):
+                    continue
                 runs.append(run)
             if not runs:
                 continue
             s = summarise(runs, a.level)
-            s["curves"] = [{"seed": j["seed"], "T": r["info"]["test_battle_won_mean_T"],
+            s["curves"] = [{"seed": r["seed"], "T": r["info"]["test_battle_won_mean_T"],
                             "test_battle_won_mean": r["info"]["test_battle_won_mean"],
-                            "test_return_mean": r["info"]["test_return_mean"]} for j, r in zip(group, runs)]
+                            "test_return_mean": r["info"]["test_return_mean"]} for r in runs]
             results["groups"][f"{m}/{agent}"] = s
             med = "-" if s["median_steps_to_level"] is None else f"{s['median_steps_to_level']:.0f}"
             lines.append(f"| {m} | {agent} | {s['n_seeds']} | {100 * s['final_test_win_mean']:.1f} ± "
                          f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
                          f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | "
-                         f"{s['wall_time_s_mean']:.0f} |")
+                         f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} |")
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, f"{a.tag}.json"), "w") as f:
         json.dump(results, f, indent=1)
@@ -143,7 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with open(os.path.join(a.out, f"{a.tag}.md"), "w") as f:
         f.write(table + "\n")
     print(table)
-    return 0 if all(j["proc"].returncode == 0 for j in jobs) else 1
+    return 0 if all(j.get("interrupted") or j["proc"].returncode == 0 for j in jobs if "proc" in j) else 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ seeds everything from ``seed`` and hands over to the run loop named by ``run``.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import sys
 import traceback
@@ -16,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU found" noise
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 from utils.config import ConfigError, build_config, parse_command_line, results_group  # noqa: E402
@@ -96,8 +98,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         from utils.logging import Logger
         from utils.seeding import set_seed
 
+        import torch
+
         args = args_from_config(_plain(_config))
         set_seed(args.seed)
+        if args.torch_threads > 0:
+            torch.set_num_threads(args.torch_threads)
         logger = Logger()
         logger.setup_sacred(_run)
         if args.use_tensorboard:
