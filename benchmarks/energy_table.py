@@ -1,0 +1,242 @@
+"""GRU vs GRSN energy (GRSN paper Table 4) on SMAX maps and PO-control tasks.
+
+For every task, builds the GRU and the GRSN agent exactly as ``src/main.py`` would (fresh, or
+from ``--ckpt TASK:AGENT=PATH``), plays greedy episodes until ``--decisions`` decisions and
+counts operations with ``utils.energy`` (conventions in its docstring). Writes
+``benchmarks/results/energy.json`` and ``energy.md`` with the paper's layout, the GRSN/GRU
+energy ratio and the paper's own ratio beside it.
+
+PO control counts actor + critic, which is the paper's PO-Ctrl convention (its RNN column,
+136.70K, is exactly two GRUs of 48 -> 128: the actor's and the critic's); the actor alone (the
+deployed network) is listed too. MARL counts one agent network per decision; the mixer column
+is the QMIX mixer per environment step.
+
+    python benchmarks/energy_table.py                       # fresh networks, 3m 8m Pendulum-P CartPole-V
+    python benchmarks/energy_table.py --marl-maps 8m --po-keys Pendulum-P \
+        --ckpt 8m:rnn=results/models/<tok> --ckpt 8m:grsn=results/models/<tok2>
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+# The paper's Table 4: (MLP K, RNN-or-SNN K, energy KpJ) for GRU and GRSN, mixer K.
+PAPER: Dict[str, Dict[str, Any]] = {
+    "Pendulum-P": {"gru": (116.39, 136.70, 1164.22), "grsn": (108.19, 9.73, 506.44), "mixer": None},
+    "Pendulum-V": {"gru": (116.24, 136.70, 1163.56), "grsn": (108.05, 11.16, 507.07), "mixer": None},
+    "CartPole-P": {"gru": (116.74, 136.70, 1165.85), "grsn": (108.55, 6.98, 505.91), "mixer": None},
+    "CartPole-V": {"gru": (116.74, 136.70, 1165.85), "grsn": (108.55, 7.33, 505.60), "mixer": None},
+    "8m": {"gru": (7.57, 24.96, 149.62), "grsn": (14.98, 0.01, 68.90), "mixer": 51.20},
+    "2s3z": {"gru": (6.99, 24.96, 146.97), "grsn": (22.85, 0.01, 105.11), "mixer": 35.75},
+    "8m_vs_9m": {"gru": (8.02, 24.96, 151.69), "grsn": (15.36, 0.06, 70.71), "mixer": 53.31},
+    "3s_vs_5z": {"gru": (4.81, 24.96, 136.95), "grsn": (12.42, 0.03, 57.15), "mixer": 21.60},
+    "27m_vs_30m": {"gru": (24.74, 24.96, 228.62), "grsn": (30.72, 0.07, 141.38), "mixer": 283.11},
+}
+
+COLUMNS: List[Tuple[str, str]] = [
+    ("task", "Environment"), ("network", "Network"), ("gru_mlp_k", "GRU MLP (K)"),
+    ("gru_rnn_k", "GRU RNN (K)"), ("gru_energy_kpj", "GRU Energy (KpJ)"), ("grsn_mlp_k", "GRSN MLP (K)"),
+    ("grsn_snn_k", "GRSN SNN (K)"), ("grsn_energy_kpj", "GRSN Energy (KpJ)"), ("mixer_k", "Mixer (K)"),
+    ("ratio_pct", "GRSN/GRU (%)"), ("paper_ratio_pct", "paper GRSN/GRU (%)"), ("grsn_firing_rate", "GRSN firing rate"),
+]
+
+
+def build_args(alg: str, env: str, overrides: List[str]):
+    from main import args_from_config, finalize_config
+    from utils.config import build_config
+
+    return args_from_config(finalize_config(build_config(alg, env, overrides)))
+
+
+def marl_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[str]) -> Dict[str, Any]:
+    from run.energy import marl_energy
+    from run.marl import build_marl
+    from utils.checkpoint import find_checkpoint
+    from utils.logging import Logger
+    from utils.seeding import set_seed
+
+    over = [f"env_args.map_name={task}", f"agent={agent}", "device=cpu", *extra]
+    if ckpt:
+        over.append(f"checkpoint_path={ckpt}")
+    args = build_args("qmix", "smax", over)
+    set_seed(int(args.seed))
+    runner, mac, learner = build_marl(args, Logger())
+    try:
+        if ckpt:
+            learner.load(find_checkpoint(ckpt, 0)[0])
+        return marl_energy(args, runner, learner, decisions)
+    finally:
+        runner.close()
+
+
+def po_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[str]) -> Dict[str, Any]:
+    from run.energy import collect_po_episodes, po_energy
+    from run.po_rl import EpisodeRunner, build, make_env
+    from utils.checkpoint import find_checkpoint, load_checkpoint
+    from utils.seeding import set_seed
+
+    alg = "sacd" if task.startswith("CartPole") else "td3"
+    over = [f"env_args.key={task}", f"agent={agent}", "device=cpu", *extra]
+    if ckpt:
+        over.append(f"checkpoint_path={ckpt}")
+    args = build_args(alg, "pomdp", over)
+    set_seed(int(args.seed))
+    device = "cpu"
+    import torch
+    env = make_env(args, int(args.seed) + 100_000)
+    actor, critic, learner = build(args, env, torch.device(device))
+    if ckpt:
+        load_checkpoint(find_checkpoint(ckpt, 0)[0], {"actor": actor, "critic": critic},
+                        map_location=device, required=("actor",))
+    episodes = collect_po_episodes(EpisodeRunner(env, actor, learner, torch.device(device)), decisions)
+    return po_energy(args, actor, episodes, critic)
+
+
+def smac_8m_structural(decisions: int) -> Dict[str, Any]:
+    """GRU and GRSN agents and the QMIX mixer with SC2 SMAC 8m shapes (agent input 80 obs + 14
+    last action + 8 id = 102, 14 actions, state 168) on random inputs: the MAC columns are
+    structural, so this row checks the counting against the paper's SMAC numbers."""
+    from types import SimpleNamespace
+
+    import torch
+    from modules.agents import REGISTRY as AGENTS
+    from modules.mixers.qmix import QMixer
+    from utils.energy import OpCounter
+
+    torch.manual_seed(0)
+    args = SimpleNamespace(n_actions=14, rnn_hidden_dim=64, snn_hidden_dim=64, mixing_embed_dim=32,
+                           hypernet_layers=2, hypernet_embed=64)
+    t, b = 32, max(1, decisions // (32 * 8))
+    out: Dict[str, Any] = {}
+    for name in ("rnn", "grsn"):
+        agent = AGENTS[name](102, args)
+        with torch.no_grad(), OpCounter(agent) as c:
+            agent.forward_seq(torch.rand(t, b, 8, 102), agent.init_hidden(b * 8))
+        out[name] = c.summary(t * b * 8).as_dict()
+    mixer = QMixer(8, 168, args)
+    with torch.no_grad(), OpCounter(mixer) as c:
+        mixer(torch.zeros(1, 4, 8), torch.rand(1, 4, 168))
+    out["mixer_k"] = c.summary(4).mac / 1e3
+    return out
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return 100.0 * a / b if a is not None and b else None
+
+
+def paper_ratio(task: str) -> Optional[float]:
+    ref = PAPER.get(task)
+    return ratio(ref["grsn"][2], ref["gru"][2]) if ref else None
+
+
+def row_from(task: str, network: str, gru: Dict[str, Any], grsn: Dict[str, Any],
+             mixer_k: Optional[float]) -> Dict[str, Any]:
+    return {"task": task, "network": network, "gru_mlp_k": gru["mlp_k"], "gru_rnn_k": gru["rnn_k"],
+            "gru_energy_kpj": gru["energy_kpj"], "grsn_mlp_k": grsn["mlp_k"], "grsn_snn_k": grsn["snn_k"],
+            "grsn_energy_kpj": grsn["energy_kpj"], "mixer_k": mixer_k,
+            "ratio_pct": ratio(grsn["energy_kpj"], gru["energy_kpj"]), "paper_ratio_pct": paper_ratio(task),
+            "grsn_firing_rate": grsn["firing_rate"]}
+
+
+def paper_row(task: str) -> Optional[Dict[str, Any]]:
+    ref = PAPER.get(task)
+    if not ref:
+        return None
+    g, s = ref["gru"], ref["grsn"]
+    return {"task": task, "network": "paper (SMAC / Ni et al. nets)", "gru_mlp_k": g[0], "gru_rnn_k": g[1],
+            "gru_energy_kpj": g[2], "grsn_mlp_k": s[0], "grsn_snn_k": s[1], "grsn_energy_kpj": s[2],
+            "mixer_k": ref["mixer"], "ratio_pct": ratio(s[2], g[2]), "paper_ratio_pct": ratio(s[2], g[2])}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from utils.energy import format_table
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--marl-maps", nargs="*", default=["3m", "8m"])
+    p.add_argument("--po-keys", nargs="*", default=["Pendulum-P", "CartPole-V"])
+    p.add_argument("--ckpt", action="append", default=[], help="TASK:AGENT=PATH, e.g. 8m:grsn=results/models/tok")
+    p.add_argument("--decisions", type=int, default=1024)
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--marl-override", action="append", default=[], help="extra key=value for MARL builds")
+    p.add_argument("--po-override", action="append", default=[], help="extra key=value for PO builds")
+    a = p.parse_args(argv)
+
+    ckpts: Dict[Tuple[str, str], str] = {}
+    for item in a.ckpt:
+        try:
+            lhs, path = item.split("=", 1)
+            task, agent = lhs.split(":", 1)
+        except ValueError:
+            p.error(f"--ckpt '{item}' must be TASK:AGENT=PATH")
+        ckpts[(task, agent)] = path
+
+    rows: List[Dict[str, Any]] = []
+    detail: Dict[str, Any] = {}
+    structural: Dict[str, Any] = {}
+    for task in a.marl_maps:
+        res = {ag: marl_result(task, ag, ckpts.get((task, ag), ""), a.decisions, a.marl_override)
+               for ag in ("rnn", "grsn")}
+        mixer = res["rnn"]["mixer"]
+        rows.append(row_from(task, "agent (per decision)", res["rnn"]["agent"], res["grsn"]["agent"],
+                             mixer["mac_ops"] / 1e3 if mixer else None))
+        if task == "8m":
+            st = smac_8m_structural(a.decisions)
+            rows.append(row_from("8m", "SMAC 8m shapes (structural, random inputs)", st["rnn"], st["grsn"],
+                                 st["mixer_k"]))
+            structural["8m_smac_shapes"] = st
+        ref = paper_row(task)
+        if ref:
+            rows.append(ref)
+        detail[task] = {ag: {k: v for k, v in r.items() if k != "table"} for ag, r in res.items()}
+        print(f"{task}: done ({res['rnn']['source']}; {res['grsn']['source']})", flush=True)
+    for task in a.po_keys:
+        res = {ag: po_result(task, ag, ckpts.get((task, ag), ""), a.decisions, a.po_override)
+               for ag in ("gru", "grsn")}
+        rows.append(row_from(task, "actor + critic", res["gru"]["actor_critic"], res["grsn"]["actor_critic"], None))
+        rows.append(row_from(task, "actor only", res["gru"]["agent"], res["grsn"]["agent"], None))
+        ref = paper_row(task)
+        if ref:
+            rows.append(ref)
+        detail[task] = {ag: {k: v for k, v in r.items() if k not in ("table", "rows")} for ag, r in res.items()}
+        print(f"{task}: done", flush=True)
+
+    sources = sorted({f"{t}:{ag}: {d[ag]['source']}" for t, d in detail.items() for ag in d})
+    table = format_table(rows, COLUMNS)
+    md = "\n".join([
+        "# Energy estimate: GRU vs GRSN (GRSN paper Table 4 layout)", "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by benchmarks/energy_table.py; averaged over >= "
+        f"{a.decisions} decisions of greedy episodes per network. MAC 4.6 pJ, AC 0.9 pJ; fan-in counts "
+        "the bias; per decision step (MARL: one agent network; mixer per env step). Conventions: "
+        "src/utils/energy.py.", "",
+        table, "",
+        "Weights: " + "; ".join(sources), "",
+        "Freshly initialised spiking networks barely fire, so their SNN column is near zero; the "
+        "MAC columns are structural and do not depend on training.", "",
+        "MARL: SMAX's vectors are larger than SC2's on the same map (8m: agent input 226 vs 102 in "
+        "SMAC, state 296 vs 168), so fc1 and the mixer are bigger than in the paper. With SMAC's 8m "
+        "shapes (row 'SMAC 8m shapes') the counting gives GRU 7.50 + 24.96 K, GRSN 14.91 K and mixer "
+        "51.20 K against the paper's 7.57 + 24.96, 14.98 and 51.20.", "",
+        "PO control: the networks follow DESIGN section 7 (embedders 32/8/8, core 128, heads [128, 128], "
+        "twin-Q critic). The RNN column matches the paper exactly (136.70 K = the actor's and the "
+        "critic's GRU); the paper's MLP column is about 16.4 K larger than ours for the GRU and 32 K "
+        "for GRSN (layers of the authors' networks that section 7 does not describe), which, with "
+        "the near-silent fresh GRSN cores, puts our GRSN/GRU ratio near 32 % instead of the paper's "
+        "43-44 %.", ""])
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "energy.json"), "w") as f:
+        json.dump({"rows": rows, "detail": detail, "structural": structural, "decisions": a.decisions}, f, indent=2, default=float)
+    with open(os.path.join(a.out, "energy.md"), "w") as f:
+        f.write(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
