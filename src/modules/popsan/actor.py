@@ -1,0 +1,91 @@
+"""PopSAN-style spiking actor: population encoder -> spiking MLP -> population decoder.
+
+``obs [batch, obs_dim]`` -> ``tanh(obs)`` -> Gaussian population encoder (``enc_pop`` neurons per
+observation dim, regular spike trains over ``T`` steps) -> spiking hidden layers (default
+256-256) -> output population (``dec_pop`` neurons per action dim) -> firing rates (spike
+count / ``T``) -> per-action linear readout -> ``max_action * tanh(.)``.
+
+The network is feed-forward within a time step, so each layer is run over all ``T`` steps
+before the next (one matmul per layer for the whole spike train); this equals the
+step-interleaved simulation exactly.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from modules.popsan.decoder import PopulationDecoder
+from modules.popsan.encoder import PopulationEncoder
+from modules.popsan.neurons import POPSAN_NEURONS, PopSANNeuron
+from utils.registry import lookup
+
+
+class SpikingLayer(nn.Module):
+    """Synapses (``nn.Linear``) + PopSAN neurons: spikes ``[T, batch, in]`` -> ``[T, batch, out]``."""
+
+    def __init__(self, in_dim: int, out_dim: int, neuron: PopSANNeuron) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        self.neuron = neuron
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [T, batch, in]`` -> spikes ``[T, batch, out]`` (state starts at zero)."""
+        currents = self.fc(x)                                         # [T, batch, out]
+        state = self.neuron.init_state(x.shape[1], self.out_dim, x.device, currents.dtype)
+        out = []
+        for t in range(x.shape[0]):
+            s, state = self.neuron.step(currents[t], state)
+            out.append(s)
+        return torch.stack(out, 0)
+
+
+class SpikingActor(nn.Module):
+    """Deterministic spiking policy ``obs [batch, obs_dim] -> action [batch, act_dim]``.
+
+    ``max_action``: a float or a per-dimension sequence (symmetric bounds ``[-m, m]``).
+    ``neuron``: a key of ``POPSAN_NEURONS`` ("lif" | "clif" | "dn").
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, max_action: Union[float, Sequence[float]],
+                 neuron: str = "lif", T: int = 5, enc_pop: int = 10, dec_pop: int = 10,
+                 hidden: Sequence[int] = (256, 256), enc_mean_range: Sequence[float] = (-1.0, 1.0),
+                 enc_std: float = 0.15, surrogate_width: float = 1.0) -> None:
+        super().__init__()
+        neuron_cls = lookup(POPSAN_NEURONS, neuron, what="actor_neuron")
+        if len(hidden) < 1:
+            raise ValueError("popsan_hidden needs at least one hidden layer size")
+        self.obs_dim, self.act_dim, self.T = obs_dim, act_dim, T
+        self.neuron_name = neuron
+        self.encoder = PopulationEncoder(obs_dim, enc_pop, T, enc_mean_range, enc_std, squash=True)
+        sizes = [self.encoder.out_dim] + [int(h) for h in hidden] + [act_dim * dec_pop]
+        self.layers = nn.ModuleList(
+            SpikingLayer(sizes[i], sizes[i + 1], neuron_cls(surrogate_width=surrogate_width))
+            for i in range(len(sizes) - 1))
+        self.decoder = PopulationDecoder(act_dim, dec_pop)
+        max_a = torch.as_tensor(max_action, dtype=torch.float32).reshape(-1)
+        if max_a.numel() == 1:
+            max_a = max_a.repeat(act_dim)
+        if max_a.numel() != act_dim:
+            raise ValueError(f"max_action has {max_a.numel()} entries, expected {act_dim}")
+        self.register_buffer("max_action", max_a)
+
+    def forward_with_rates(self, obs: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """Action ``[batch, act_dim]`` and each spiking layer's firing rate ``[batch, n_l]``.
+
+        Rates are spike counts over the ``T`` steps divided by ``T`` (index 0: first hidden layer,
+        last: output population).
+        """
+        x = self.encoder(obs)                                         # [T, batch, enc]
+        rates = []
+        for layer in self.layers:
+            x = layer(x)
+            rates.append(x.mean(0))
+        action = self.max_action * torch.tanh(self.decoder(rates[-1]))
+        return action, rates
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """``obs [batch, obs_dim]`` -> action ``[batch, act_dim]`` in ``[-max_action, max_action]``."""
+        return self.forward_with_rates(obs)[0]

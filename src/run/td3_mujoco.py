@@ -1,0 +1,220 @@
+"""Run loop: TD3 (ANN / vanilla spiking / proxy target) on gymnasium MuJoCo tasks.
+
+``run_td3_mujoco(args, logger)``: ``start_steps`` uniform-random steps, then the actor plus
+Gaussian exploration noise (``expl_noise * max_action``); one ``train_step`` per environment step
+once the replay holds ``batch_size_transitions`` transitions and ``t_env >= start_steps``; a
+deterministic evaluation of the actor (the spiking actor in snn/proxy modes) over
+``test_nepisode`` episodes at ``t_env = 0`` and every ``test_interval`` steps.
+
+Logged stats: ``test_return_mean/std/max``, ``test_ep_length_mean``, ``test_return_best`` (the
+best evaluation so far: the paper's "max average return"), ``return_mean``, ``ep_length_mean``,
+``critic_loss``, ``actor_loss``, ``q_taken_mean``, ``target_mean``, ``proxy_loss``,
+``proxy_loss_first``, ``test_firing_rate`` (snn/proxy), ``steps_per_sec``.
+
+``torch_threads > 0`` sets torch's intra-op threads (these small networks run fastest on one
+thread; on a shared 2-core machine two threads were several times slower).
+
+Checkpoints (``save_model``): ``actor.pt`` (the deployable actor, nothing else) and
+``train_state.pt`` (critic, targets or proxy, optimisers). ``checkpoint_path`` resumes training
+from them (the replay buffer is not saved: it refills before updates restart); with
+``evaluate=True`` only ``actor.pt`` is loaded and evaluated.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from components.transition_replay import TransitionReplay
+from learners.td3_mujoco import TD3MujocoLearner, resolve_mode
+from utils.checkpoint import find_checkpoint, load_checkpoint, model_dir_for, save_checkpoint
+
+
+def _make_env(args: Any, seed: int):
+    from envs import REGISTRY as ENV_REGISTRY
+    from utils.registry import lookup
+
+    return lookup(ENV_REGISTRY, "mujoco", what="env")(seed=seed, **dict(args.env_args))
+
+
+def check_args(args: Any) -> str:
+    """Validate the keys this loop needs; returns the learner mode ("ann" | "snn" | "proxy")."""
+    if getattr(args, "env", "mujoco") != "mujoco":
+        raise ValueError(f"the td3_mujoco loop (--config=td3/td3_snn/td3_proxy) runs only on "
+                         f"--env-config=mujoco, got env='{args.env}'.")
+    mode = resolve_mode(args.actor_type, bool(getattr(args, "proxy_target", False)))
+    for key in ("t_max", "start_steps", "batch_size_transitions", "buffer_size_transitions",
+                "test_interval", "test_nepisode", "log_interval"):
+        if int(getattr(args, key)) < 0:
+            raise ValueError(f"{key} must be >= 0, got {getattr(args, key)}")
+    if int(args.batch_size_transitions) < 1:
+        raise ValueError("batch_size_transitions must be >= 1")
+    return mode
+
+
+def evaluate(act: Callable[[np.ndarray], np.ndarray], env: Any, n_episodes: int
+             ) -> Tuple[List[float], List[int]]:
+    """Run ``n_episodes`` episodes of the deterministic policy ``act``; returns (returns, lengths)."""
+    returns, lengths = [], []
+    for _ in range(n_episodes):
+        obs, _ = env.reset()
+        done, ret, length = False, 0.0, 0
+        while not done:
+            obs, rew, terminated, truncated, _ = env.step(act(obs))
+            ret += float(rew)
+            length += 1
+            done = terminated or truncated
+        returns.append(ret)
+        lengths.append(length)
+    return returns, lengths
+
+
+def _firing_rate(learner: TD3MujocoLearner, env: Any, n_states: int = 64) -> float:
+    """Mean firing rate of the spiking actor's layers on states from one short rollout."""
+    obs, _ = env.reset()
+    states = [obs]
+    for _ in range(n_states - 1):
+        obs, _, terminated, truncated, _ = env.step(learner.act(obs))
+        if terminated or truncated:
+            obs, _ = env.reset()
+        states.append(obs)
+    with torch.no_grad():
+        o = torch.as_tensor(np.asarray(states), dtype=torch.float32, device=learner.device)
+        _, rates = learner.actor.forward_with_rates(o)
+    return float(torch.cat([r.flatten() for r in rates]).mean())
+
+
+class _Tester:
+    """Evaluations on a separate env (seed ``seed + 100``), tracking the best mean return."""
+
+    def __init__(self, args: Any, learner: TD3MujocoLearner, logger: Any) -> None:
+        self.env = _make_env(args, int(args.seed) + 100)
+        self.args, self.learner, self.logger = args, learner, logger
+        self.best = -float("inf")
+
+    def __call__(self, t_env: int) -> float:
+        returns, lengths = evaluate(self.learner.act, self.env, int(self.args.test_nepisode))
+        mean = float(np.mean(returns))
+        self.best = max(self.best, mean)
+        log = self.logger.log_stat
+        log("test_return_mean", mean, t_env)
+        log("test_return_std", float(np.std(returns)), t_env)
+        log("test_return_max", float(np.max(returns)), t_env)
+        log("test_ep_length_mean", float(np.mean(lengths)), t_env)
+        log("test_return_best", self.best, t_env)
+        if self.learner.mode != "ann":
+            log("test_firing_rate", _firing_rate(self.learner, self.env), t_env)
+        return mean
+
+
+def run_td3_mujoco(args: Any, logger: Any) -> None:
+    """Train (or with ``evaluate=True`` evaluate) TD3 on ``env_args.key``; see the module doc."""
+    mode = check_args(args)
+    if int(getattr(args, "torch_threads", 0)) > 0:
+        torch.set_num_threads(int(args.torch_threads))
+    env = _make_env(args, int(args.seed))
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    max_action = env.action_space.high.astype(np.float32)
+    learner = TD3MujocoLearner(obs_dim, act_dim, max_action, args)
+    n_params = sum(p.numel() for p in learner.actor.parameters())
+    logger.console.info(f"td3_mujoco: {args.env_args['key']} mode={mode}"
+                        + (f" neuron={args.actor_neuron}" if mode != "ann" else "")
+                        + f" | obs {obs_dim} act {act_dim} | actor params {n_params}")
+
+    t_env = 0
+    if getattr(args, "checkpoint_path", ""):
+        step_dir, t_env = find_checkpoint(args.checkpoint_path, int(getattr(args, "load_step", 0)))
+        parts = dict(learner.deploy_parts())
+        if not args.evaluate:
+            parts.update(learner.train_parts())
+        load_checkpoint(step_dir, parts, map_location=learner.device, required=tuple(parts))
+        logger.console.info(f"loaded checkpoint {step_dir} (t_env {t_env})")
+
+    if getattr(args, "energy", False):
+        logger.console.warning("energy=True is not implemented for td3_mujoco; ignoring it "
+                               "(test_firing_rate is logged for spiking actors).")
+    tester = _Tester(args, learner, logger)
+    if args.evaluate:
+        mean = tester(t_env)
+        logger.print_recent_stats()
+        logger.console.info(f"evaluation over {args.test_nepisode} episodes: return {mean:.2f}")
+        env.close()
+        tester.env.close()
+        return
+
+    t_max = int(args.t_max)
+    replay = TransitionReplay(obs_dim, act_dim, min(int(args.buffer_size_transitions), max(t_max, 1)),
+                              seed=int(args.seed))
+    rng = np.random.default_rng(int(args.seed) + 1)
+    batch_size = int(args.batch_size_transitions)
+    noise_scale = float(args.expl_noise) * max_action
+    model_dir = model_dir_for(args)
+
+    train_stats: Dict[str, List[float]] = defaultdict(list)
+    ep_returns: List[float] = []
+    ep_lengths: List[int] = []
+    episode = 0
+    last_test, last_log, last_save = t_env, t_env, t_env
+    t_start_run, t_log_wall, t_log_env = time.time(), time.time(), t_env
+    tester(t_env)
+
+    obs, _ = env.reset()
+    ep_ret, ep_len = 0.0, 0
+    while t_env < t_max:
+        if t_env < int(args.start_steps):
+            action = env.action_space.sample()
+        else:
+            action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
+            action = np.clip(action, -max_action, max_action).astype(np.float32)
+        next_obs, rew, terminated, truncated, _ = env.step(action)
+        replay.add(obs, action, float(rew), next_obs, bool(terminated))
+        obs = next_obs
+        ep_ret += float(rew)
+        ep_len += 1
+        t_env += 1
+        if terminated or truncated:
+            ep_returns.append(ep_ret)
+            ep_lengths.append(ep_len)
+            episode += 1
+            obs, _ = env.reset()
+            ep_ret, ep_len = 0.0, 0
+
+        if t_env >= int(args.start_steps) and len(replay) >= batch_size:
+            for k, v in learner.train_step(replay.sample(batch_size, learner.device)).items():
+                train_stats[k].append(v)
+
+        if t_env - last_test >= int(args.test_interval) or t_env == t_max:
+            last_test = t_env
+            tester(t_env)
+
+        if t_env - last_log >= int(args.log_interval) or t_env == t_max:
+            now = time.time()
+            sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
+            logger.log_stat("steps_per_sec", sps, t_env)
+            t_log_wall, t_log_env = now, t_env
+            logger.log_stat("episode", episode, t_env)
+            if ep_returns:
+                logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
+                logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
+            for k, vals in train_stats.items():
+                logger.log_stat(k, float(np.mean(vals)), t_env)
+            train_stats.clear()
+            ep_returns, ep_lengths = [], []
+            last_log = t_env
+            logger.print_recent_stats()
+            elapsed = now - t_start_run
+            logger.console.info(f"t_env {t_env}/{t_max} | {elapsed:.0f}s elapsed | {sps:.1f} env steps/s "
+                                f"since the last log")
+
+        if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env == t_max):
+            last_save = t_env
+            path = save_checkpoint(model_dir, t_env, {**learner.deploy_parts(), **learner.train_parts()})
+            logger.console.info(f"saved checkpoint {path}")
+
+    logger.console.info(f"finished: best test return {tester.best:.2f}")
+    env.close()
+    tester.env.close()

@@ -1,0 +1,144 @@
+"""TD3 learner: modes, target actions (proxy vs soft-updated SNN copy), proxy fit, checkpoints."""
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from learners.td3_mujoco import (TD3MujocoLearner, compute_target_actions, default_proxy_lr,
+                                 resolve_mode)
+
+OBS, ACT = 6, 2
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small nets on a loaded 2-core box run several times faster on one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_args(**kw):
+    args = dict(actor_type="snn", proxy_target=False, device="cpu", gamma=0.99, tau=0.005,
+                policy_delay=2, target_noise=0.2, target_noise_clip=0.5, actor_neuron="lif",
+                popsan_T=5, popsan_enc_pop=10, popsan_dec_pop=10, popsan_hidden=[32, 32],
+                popsan_enc_mean_range=[-1.0, 1.0], popsan_enc_std=0.15,
+                mujoco_actor_hidden=[32, 32], mujoco_critic_hidden=[32, 32], actor_lr=3e-4,
+                critic_lr=3e-4, proxy_lr=None, proxy_steps=3, proxy_hidden=[64, 64])
+    args.update(kw)
+    return SimpleNamespace(**args)
+
+
+def make_batch(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"obs": torch.randn(n, OBS, generator=g), "actions": torch.rand(n, ACT, generator=g) * 2 - 1,
+            "rewards": torch.randn(n, 1, generator=g), "next_obs": torch.randn(n, OBS, generator=g),
+            "terminated": (torch.rand(n, 1, generator=g) < 0.1).float()}
+
+
+def test_resolve_mode():
+    assert resolve_mode("ann", False) == "ann"
+    assert resolve_mode("snn", False) == "snn"
+    assert resolve_mode("snn", True) == "proxy"
+    with pytest.raises(ValueError, match="actor_type=snn"):
+        resolve_mode("ann", True)
+    with pytest.raises(ValueError, match="Valid: ann, snn"):
+        resolve_mode("rnn", False)
+    assert default_proxy_lr("lif") == 1e-3 and default_proxy_lr("dn") == 3e-3
+
+
+def test_compute_target_actions_smoothing_is_clipped():
+    max_a = torch.tensor([1.0, 2.0])
+    policy = lambda o: torch.zeros(o.shape[0], 2)  # noqa: E731
+    acts = compute_target_actions(policy, torch.zeros(5000, 3), max_a, noise_std=10.0, noise_clip=0.5)
+    assert (acts[:, 0].abs() <= 0.5 + 1e-6).all() and (acts[:, 1].abs() <= 1.0 + 1e-6).all()
+    assert acts[:, 1].abs().max() > 0.99                      # the clip is reached, per dimension
+    near_edge = lambda o: torch.full((o.shape[0], 2), 1.9)  # noqa: E731
+    acts = compute_target_actions(near_edge, torch.zeros(100, 3), max_a, 10.0, 0.5)
+    assert (acts[:, 0] <= 1.0).all() and (acts[:, 1] <= 2.0).all()
+    assert not acts.requires_grad
+
+
+def test_proxy_mode_target_actions_come_from_proxy_only():
+    torch.manual_seed(0)
+    ln = TD3MujocoLearner(OBS, ACT, 1.0, make_args(proxy_target=True, target_noise=0.0))
+    assert ln.mode == "proxy" and ln.actor_target is None and ln.target_policy is ln.proxy
+    x = torch.randn(8, OBS)
+    assert torch.allclose(ln.target_actions(x), ln.proxy(x))
+    assert not torch.allclose(ln.target_actions(x), ln.actor(x))
+
+    def boom(*a, **k):
+        raise AssertionError("the spiking actor must not produce target actions")
+    ln.actor.forward = boom
+    ln.update_critic(make_batch())          # succeeds without ever calling the spiking actor
+
+
+def test_snn_mode_target_is_soft_updated_copy_of_the_spiking_actor():
+    torch.manual_seed(0)
+    ln = TD3MujocoLearner(OBS, ACT, 1.0, make_args(target_noise=0.0))
+    assert ln.mode == "snn" and ln.proxy is None and ln.target_policy is ln.actor_target
+    assert type(ln.actor_target) is type(ln.actor)
+    x = torch.randn(8, OBS)
+    assert torch.allclose(ln.target_actions(x), ln.actor_target(x))
+    old_target = copy.deepcopy(ln.actor_target)
+    batch = make_batch()
+    ln.train_step(batch)                    # critic only (delay 2): target unchanged
+    for a, b in zip(old_target.parameters(), ln.actor_target.parameters()):
+        assert torch.equal(a, b)
+    ln.train_step(batch)                    # actor update, then polyak with tau
+    changed = False
+    for old, new, src in zip(old_target.parameters(), ln.actor_target.parameters(), ln.actor.parameters()):
+        assert torch.allclose(new, 0.995 * old + 0.005 * src, atol=1e-6)
+        changed |= not torch.equal(old, new)
+    assert changed
+
+
+def test_proxy_loss_decreases_towards_the_spiking_actor():
+    torch.manual_seed(0)
+    ln = TD3MujocoLearner(OBS, ACT, 1.0, make_args(proxy_target=True, proxy_hidden=[128, 128]))
+    obs = torch.randn(256, OBS)
+    first = ln.update_proxy(obs)["proxy_loss_first"]
+    for _ in range(60):
+        stats = ln.update_proxy(obs)
+    assert stats["proxy_loss"] < 0.2 * first
+    with torch.no_grad():
+        err = (ln.proxy(obs) - ln.actor(obs)).pow(2).mean().item()
+    assert err == pytest.approx(stats["proxy_loss"], rel=0.5)
+
+
+def test_ann_mode_and_train_step_stats():
+    torch.manual_seed(0)
+    ln = TD3MujocoLearner(OBS, ACT, [1.0, 3.0], make_args(actor_type="ann"))
+    assert ln.mode == "ann" and ln.proxy is None
+    s1 = ln.train_step(make_batch())
+    s2 = ln.train_step(make_batch())
+    assert "actor_loss" not in s1 and "actor_loss" in s2
+    assert "proxy_loss" not in s2 and s2["critic_loss"] >= 0
+
+
+def test_proxy_train_step_updates_proxy_every_step():
+    torch.manual_seed(0)
+    ln = TD3MujocoLearner(OBS, ACT, 1.0, make_args(proxy_target=True))
+    before = copy.deepcopy(ln.proxy.state_dict())
+    stats = ln.train_step(make_batch())
+    assert "proxy_loss" in stats and "actor_loss" not in stats
+    assert any(not torch.equal(before[k], v) for k, v in ln.proxy.state_dict().items())
+    assert ln.proxy_optim.param_groups[0]["lr"] == 1e-3
+
+
+def test_train_state_roundtrip_and_mode_check():
+    torch.manual_seed(0)
+    a = TD3MujocoLearner(OBS, ACT, 1.0, make_args(proxy_target=True))
+    a.train_step(make_batch())
+    state = a.train_parts()["train_state"].state_dict()
+    b = TD3MujocoLearner(OBS, ACT, 1.0, make_args(proxy_target=True, actor_neuron="clif"))
+    b.train_parts()["train_state"].load_state_dict(copy.deepcopy(state))
+    assert b.n_updates == 1
+    for k, v in a.proxy.state_dict().items():
+        assert torch.equal(v, b.proxy.state_dict()[k])
+    assert set(a.deploy_parts()) == {"actor"}
+    c = TD3MujocoLearner(OBS, ACT, 1.0, make_args())
+    with pytest.raises(ValueError, match="mode 'proxy'"):
+        c.train_parts()["train_state"].load_state_dict(state)
