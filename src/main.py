@@ -32,7 +32,12 @@ def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     if not config.get("name"):
-        config["name"] = f"{config['config_name']}_{config.get('agent', 'default')}"
+        # the network that distinguishes runs: the agent, or the spiking actor's neuron on MuJoCo
+        if config["run"] == "td3_mujoco":
+            variant = config["actor_neuron"] if config["actor_type"] == "snn" else "ann"
+        else:
+            variant = config["agent"]
+        config["name"] = f"{config['config_name']}_{variant}"
     device = config.get("device", "auto")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

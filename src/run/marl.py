@@ -42,7 +42,20 @@ def run_test_episodes(args: Any, runner: Any, logger: Any) -> None:
 
 
 def build_marl(args: Any, logger: Any):
-    """Build runner, controller and learner; sets n_agents/n_actions/... on ``args``."""
+    """Build runner, controller and learner; sets n_agents/n_actions/... on ``args``.
+
+    Registry names are checked first, so a typo fails before the environment is built.
+    """
+    from components.action_selectors import REGISTRY as SELECTOR_REGISTRY
+    from modules.agents import REGISTRY as AGENT_REGISTRY
+    from modules.mixers import REGISTRY as MIXER_REGISTRY
+
+    lookup(AGENT_REGISTRY, args.agent, "agent")
+    lookup(SELECTOR_REGISTRY, args.action_selector, "action_selector")
+    lookup(MAC_REGISTRY, args.mac, "mac")
+    lookup(LEARNER_REGISTRY, args.learner, "learner")
+    if args.mixer:
+        lookup(MIXER_REGISTRY, args.mixer, "mixer")
     runner = lookup(RUNNER_REGISTRY, args.runner, "runner")(args, logger)
     env_info = runner.env_info
     args.n_agents, args.n_actions = env_info["n_agents"], env_info["n_actions"]

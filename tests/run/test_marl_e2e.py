@@ -17,7 +17,9 @@ def _main(*with_args, alg="qmix", env="smax", timeout=600):
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
-TINY = ["env_args.map_name=3m", "t_max=600", "batch_size=8", "batch_size_run=4", "buffer_size=32",
+# the XLA compile cache shared with tests/envs/test_smax.py saves the SMAX compile per process
+CACHE = os.path.join(ROOT, ".pytest_cache", "d", "smax_jax_cache")
+TINY = [f"env_args.jax_cache_dir={CACHE}", "env_args.map_name=3m", "t_max=600", "batch_size=8", "batch_size_run=4", "buffer_size=32",
         "test_interval=300", "test_nepisode=4", "log_interval=300", "runner_log_interval=300",
         "learner_log_interval=300"]
 
