@@ -12,6 +12,7 @@ import torch
 
 from components.episode_buffer import EpisodeBatch
 from modules.mixers import REGISTRY as MIXER_REGISTRY
+from utils.optim import gradient_step
 from utils.registry import lookup
 from utils.rl_utils import td_lambda_targets
 
@@ -67,15 +68,10 @@ class QLearner:
         chosen_tot = self._mix(self.mixer, chosen, batch.state[:, :-1])
         td_error = (chosen_tot - targets) * mask
         loss = (td_error ** 2).sum() / (mask.sum() * k)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the TD loss became {loss.item()} at t_env={t_env}. Lower lr (now {args.lr}) or "
-                f"grad_norm_clip (now {args.grad_norm_clip}), or check the env's rewards for NaN.")
-
-        self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, args.grad_norm_clip)
-        self.optimiser.step()
+        grad_norm = gradient_step(
+            self.optimiser, loss, f"the TD loss at t_env={t_env}",
+            f"Lower lr (now {args.lr}) or grad_norm_clip (now {args.grad_norm_clip}), or check the env's "
+            f"rewards for NaN.", params=self.params, clip=args.grad_norm_clip)
 
         if (episode - self.last_target_update_episode) / args.target_update_interval >= 1.0:
             self.update_targets()

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from modules.agents.ann_actor import ANNActor, make_proxy_actor
 from modules.critics.mujoco_critic import TwinQCritic
 from modules.popsan.actor import SpikingActor
+from utils.optim import gradient_step
 
 MODES = ("ann", "snn", "proxy")
 
@@ -179,13 +180,8 @@ class TD3MujocoLearner:
             target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * torch.min(tq1, tq2)
         q1, q2 = self.critic(batch["obs"], batch["actions"])
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"critic loss is {loss.item()} after {self.n_updates} updates (mode {self.mode}); "
-                f"lower critic_lr/actor_lr or check the environment's rewards.")
-        self.critic_optim.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_optim.step()
+        gradient_step(self.critic_optim, loss, f"the critic loss after {self.n_updates} updates (mode {self.mode})",
+                      "Lower critic_lr/actor_lr or check the environment's rewards.")
         return {"critic_loss": loss.item(), "q_taken_mean": q1.mean().item(),
                 "target_mean": target.mean().item()}
 
@@ -194,9 +190,8 @@ class TD3MujocoLearner:
         for p in self.critic.parameters():
             p.requires_grad_(False)
         loss = -self.critic.q1(obs, self.actor(obs)).mean()
-        self.actor_optim.zero_grad(set_to_none=True)
-        loss.backward()
-        self.actor_optim.step()
+        gradient_step(self.actor_optim, loss, f"the actor loss after {self.n_updates} updates (mode {self.mode})",
+                      "Lower actor_lr or check the critic's values.")
         for p in self.critic.parameters():
             p.requires_grad_(True)
         return {"actor_loss": loss.item()}
@@ -209,9 +204,7 @@ class TD3MujocoLearner:
         first = last = 0.0
         for k in range(self.proxy_steps):
             loss = F.mse_loss(self.proxy(obs), snn_act)
-            self.proxy_optim.zero_grad(set_to_none=True)
-            loss.backward()
-            self.proxy_optim.step()
+            gradient_step(self.proxy_optim, loss, "the proxy loss", "Lower proxy_lr.")
             if k == 0:
                 first = loss.item()
             last = loss.item()

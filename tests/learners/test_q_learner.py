@@ -66,5 +66,5 @@ def test_nan_loss_is_a_clear_error():
     learner = QLearner(mac, ENV_INFO, args, Logger())
     batch = _batch()
     batch.reward[0, 0] = float("nan")
-    with pytest.raises(FloatingPointError, match="TD loss became nan"):
+    with pytest.raises(FloatingPointError, match="TD loss at t_env=0 became nan"):
         learner.train(batch, t_env=0, episode=0)
