@@ -33,7 +33,8 @@ def steps_to_reach(ts: List[int], values: List[float], level: float) -> Optional
 
 def read_run(sacred_root: str) -> Dict[str, Any]:
     """The info.json and config.json of the single sacred run under ``sacred_root``."""
-    infos = sorted(glob.glob(os.path.join(sacred_root, "**", "info.json"), recursive=True))
+    infos = sorted(glob.glob(os.path.join(sacred_root, "**", "info.json"), recursive=True),
+                   key=lambda p: int(os.path.basename(os.path.dirname(p))))  # newest sacred id last
     if not infos:
         raise FileNotFoundError(f"no sacred info.json under {sacred_root}")
     run_dir = os.path.dirname(infos[-1])
@@ -95,8 +96,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                        f"local_results_path={root}", *[w for w in a.with_args if w != "with"]]
                 jobs.append({"map": m, "agent": agent, "seed": int(seed), "root": root, "cmd": cmd})
 
+    pending = []
+    for job in jobs:  # resume: a run that already completed under its folder is read, not re-run
+        try:
+            done = read_run(job["root"])
+        except FileNotFoundError:
+            done = None
+        if done is not None and done["status"] == "COMPLETED":
+            job["wall_time_s"] = done["info"].get("wall_time_s", [float("nan")])[-1]
+            job["reused"] = True
+        else:
+            pending.append(job)
     running: List[Dict[str, Any]] = []
-    pending = list(jobs)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.time()
     while pending or running:
@@ -131,7 +142,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
             runs = []
             for j in group:
-                if "proc" not in j or (j["proc"].returncode != 0 and not j.get("interrupted")):
+                failed = "proc" in j and j["proc"].returncode != 0 and not j.get("interrupted")
+                if failed or ("proc" not in j and not j.get("reused")):
                     print(f"run failed: {j['cmd']} (see {j['root']}/stdout.log)", file=sys.stderr)
                     continue
                 run = read_run(j["root"])

@@ -1,0 +1,183 @@
+"""GRSN paper Table 1: final test returns on partially observable control, per sequence core.
+
+TD3 on Pendulum-V / Pendulum-P and SAC-discrete on CartPole-V / CartPole-P, for the cores
+mlp, gru, lif and grsn, several seeds each. Every run uses the project's config files
+(``config/default.yaml <- envs/pomdp.yaml <- algs/{td3,sacd}.yaml``, the same merge as
+``src/main.py``) plus the overrides below, and calls the po_rl loop in a worker process.
+The final return is the last deterministic evaluation (``test_nepisode`` = 10 episodes at
+``t_max``), as in the paper ("tested each final model ten times"), mean +- std over seeds.
+
+    python benchmarks/po_table1.py                                  # full grid, paper budgets
+    python benchmarks/po_table1.py --cores gru,grsn --envs CartPole-V --seeds 1 \
+        --cartpole-steps 3000 --tag po_table1_small                 # a small check
+
+Writes ``benchmarks/results/<tag>.json`` (every run's curve and final return, the summary) and
+``benchmarks/results/<tag>.md`` (the table beside the paper's numbers).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(ROOT, "src")
+
+ENVS = ["CartPole-V", "CartPole-P", "Pendulum-V", "Pendulum-P"]
+CORES = ["mlp", "gru", "lif", "grsn"]
+# Table 1 of Qin et al. (AAAI 2025), mean over 5 seeds (MLP and GRU: their reproduction of Ni et al.)
+PAPER: Dict[str, Dict[str, float]] = {
+    "mlp": {"CartPole-V": 21.6, "CartPole-P": 21.2, "Pendulum-V": -1502.8, "Pendulum-P": -1380.1},
+    "gru": {"CartPole-V": 200.0, "CartPole-P": 196.7, "Pendulum-V": -181.3, "Pendulum-P": -203.5},
+    "lif": {"CartPole-V": 200.0, "CartPole-P": 152.2, "Pendulum-V": -942.4, "Pendulum-P": -824.8},
+    "grsn": {"CartPole-V": 200.0, "CartPole-P": 199.9, "Pendulum-V": -189.4, "Pendulum-P": -195.8},
+}
+
+
+def algo_for(env_key: str) -> str:
+    """TD3 for the continuous Pendulum tasks, SAC-discrete for CartPole."""
+    return "td3" if env_key.startswith("Pendulum") else "sacd"
+
+
+def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Train one (env, core, seed) with the po_rl loop; returns its test curve and final return."""
+    sys.path.insert(0, SRC)
+    import torch
+    from run.po_rl import run_po_rl
+    from utils.config import build_config
+    from utils.logging import Logger
+    from utils.seeding import set_seed
+    from types import SimpleNamespace
+
+    torch.set_num_threads(int(job["threads"]))
+    overrides = [f"agent={job['core']}", f"env_args.key={job['env']}", f"seed={job['seed']}",
+                 f"t_max={job['t_max']}", f"save_model={job['save_model']}",
+                 f"local_results_path={job['results_path']}", f"device={job['device']}"]
+    overrides += list(job["extra"])
+    kwargs = {"config_dir": job["config_dir"]} if job["config_dir"] else {}
+    config = build_config(job["algo"], "pomdp", overrides, **kwargs)
+    if config["device"] == "auto":
+        config["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    config["name"] = f"{job['algo']}_{job['core']}"
+    args = SimpleNamespace(**config)
+    args.unique_token = f"po_table1_{job['algo']}_{job['core']}_{job['env']}_seed{job['seed']}"
+    set_seed(int(args.seed))
+    logger = Logger()
+    logger.print_recent_stats = lambda *a, **k: None  # keep worker output short
+    start = time.time()
+    error: Optional[str] = None
+    try:
+        run_po_rl(args, logger)
+    except Exception as exc:  # one failed run must not lose the others
+        error = f"{type(exc).__name__}: {exc}"
+    wall = time.time() - start
+    tests = logger.stats.get("test_return_mean", [])
+    out = {k: job[k] for k in ("algo", "env", "core", "seed", "t_max")}
+    out.update({"wall_time_s": wall, "error": error,
+                "test_T": [t for t, _ in tests], "test_return_mean": [v for _, v in tests],
+                "final_return": tests[-1][1] if tests and error is None else None,
+                "best_return": max(v for _, v in tests) if tests else None})
+    msg = (f"[{job['env']} {job['core']} seed {job['seed']}] final {out['final_return']} "
+           f"in {wall:.0f}s" + (f" ERROR {error}" if error else ""))
+    print(msg, flush=True)
+    return out
+
+
+def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """``summary[core][env]`` = mean/std of final returns over seeds, and wall time."""
+    summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for r in runs:
+        cell = summary.setdefault(r["core"], {}).setdefault(r["env"], {"finals": [], "walls": [], "errors": 0})
+        if r["final_return"] is None:
+            cell["errors"] += 1
+        else:
+            cell["finals"].append(r["final_return"])
+        cell["walls"].append(r["wall_time_s"])
+    for core in summary.values():
+        for cell in core.values():
+            f = cell["finals"]
+            cell["n_seeds"] = len(f)
+            cell["final_mean"] = float(np.mean(f)) if f else None
+            cell["final_std"] = float(np.std(f)) if f else None
+            cell["wall_time_s_mean"] = float(np.mean(cell.pop("walls")))
+    return summary
+
+
+def markdown(summary: Dict[str, Any], envs: Sequence[str], cores: Sequence[str],
+             budgets: Dict[str, int]) -> str:
+    """The table: ours (mean +- std, n seeds) next to the paper's value, per core and env."""
+    head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in envs) + " |"
+    sep = "|---|" + "---|---|" * len(envs)
+    lines = ["Final test return (10 deterministic episodes at t_max; mean +- std over seeds). "
+             "Budgets: " + ", ".join(f"{e} {budgets[e]} steps" for e in envs) + ".", "", head, sep]
+    for core in cores:
+        cells = []
+        for e in envs:
+            c = summary.get(core, {}).get(e)
+            if c is None or c["final_mean"] is None:
+                ours = "-" if c is None else f"failed ({c['errors']})"
+            else:
+                ours = f"{c['final_mean']:.1f} +- {c['final_std']:.1f} (n={c['n_seeds']})"
+            paper = PAPER.get(core, {}).get(e)
+            cells += [ours, "-" if paper is None else f"{paper:.1f}"]
+        lines.append(f"| {core} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--envs", default=",".join(ENVS), help=f"comma list of {ENVS} (or -F keys)")
+    p.add_argument("--cores", default=",".join(CORES), help="comma list of mlp,gru,lif,grsn")
+    p.add_argument("--seeds", default="1,2,3,4,5")
+    p.add_argument("--pendulum-steps", type=int, default=50000, help="t_max for Pendulum-* (paper setting: 50k)")
+    p.add_argument("--cartpole-steps", type=int, default=11000, help="t_max for CartPole-* (paper setting: ~11k)")
+    p.add_argument("--parallel", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                   help="runs at a time (worker processes)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--save-model", action="store_true", help="keep each run's final checkpoint")
+    p.add_argument("--results-path", default=os.path.join(ROOT, "results", "po_table1"))
+    p.add_argument("--config-dir", default="", help="config folder (default: the project's config/)")
+    p.add_argument("--tag", default="po_table1", help="output name under benchmarks/results/")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra config overrides for every run (e.g. test_interval=2000)")
+    a = p.parse_args(argv)
+
+    envs = [e for e in a.envs.split(",") if e]
+    cores = [c for c in a.cores.split(",") if c]
+    seeds = [int(s) for s in a.seeds.split(",") if s]
+    budgets = {e: a.pendulum_steps if e.startswith("Pendulum") else a.cartpole_steps for e in envs}
+    jobs = [{"algo": algo_for(e), "env": e, "core": c, "seed": s, "t_max": budgets[e],
+             "threads": a.threads, "device": a.device, "save_model": bool(a.save_model),
+             "results_path": a.results_path, "extra": a.set, "config_dir": a.config_dir}
+            for e in envs for c in cores for s in seeds]
+    print(f"{len(jobs)} runs, {a.parallel} at a time", flush=True)
+    start = time.time()
+    if a.parallel <= 1:
+        runs = [run_one(j) for j in jobs]
+    else:
+        with mp.get_context("spawn").Pool(a.parallel) as pool:
+            runs = pool.map(run_one, jobs, chunksize=1)
+    summary = summarise(runs)
+    out_dir = os.path.join(ROOT, "benchmarks", "results")
+    os.makedirs(out_dir, exist_ok=True)
+    record = {"envs": envs, "cores": cores, "seeds": seeds, "budgets": budgets, "overrides": a.set,
+              "device": a.device, "wall_time_s": time.time() - start, "paper": PAPER,
+              "summary": summary, "runs": runs}
+    with open(os.path.join(out_dir, f"{a.tag}.json"), "w") as f:
+        json.dump(record, f, indent=1)
+    table = markdown(summary, envs, cores, budgets)
+    with open(os.path.join(out_dir, f"{a.tag}.md"), "w") as f:
+        f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\n{table}")
+    print(table)
+    return 1 if any(r["error"] for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Run loop: single-agent recurrent off-policy RL on partially observable control (``run: po_rl``).
+
+After Ni et al. (2022) and the GRSN paper's Table 1: separate actor and twin critic, each with
+observation / previous-action / previous-reward embedders, a sequence core (``agent`` =
+mlp | gru | lif | grsn) and an MLP head; TD3 (``--config=td3``) for continuous actions,
+SAC-discrete (``--config=sacd``) for discrete ones.
+
+Loop: ``po_init_random_episodes`` uniform-random episodes, then episodes of the exploring
+policy. The actor's core state starts at zero each episode and is threaded one step per
+environment step (spiking cores with TAP included). After each episode the learner makes
+``po_updates_per_step * episode_length`` updates on ``po_batch_size`` windows of
+``sampled_seq_len`` steps (each window unrolled from a zero state). A deterministic evaluation
+over ``test_nepisode`` episodes runs at t_env = 0, every ``test_interval`` steps and at the end.
+
+Logged stats: ``return_mean/std``, ``ep_length_mean``, ``episode``, ``test_return_mean/std``,
+``test_ep_length_mean``, ``critic_loss``, ``actor_loss``, ``q_taken_mean``, ``target_mean``,
+``alpha`` and ``entropy`` (SAC-d), ``steps_per_sec``.
+
+Checkpoints (``save_model``): actor, critic, target nets, optimisers (and log_alpha) every
+``save_model_interval`` steps and at the end. ``checkpoint_path`` resumes training (the replay is
+not saved and refills from the current policy); with ``evaluate=True`` only the actor is loaded and
+``test_nepisode`` deterministic episodes are run and logged.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from components.episode_replay import EpisodeReplay
+from modules.agents.po_actor import POActor
+from modules.critics.po_critic import POTwinCritic
+from utils.registry import lookup
+
+
+def _learners() -> Dict[str, Any]:
+    from learners.sacd_po import SACDPOLearner
+    from learners.td3_po import TD3POLearner
+    reg: Dict[str, Any] = {}
+    reg["td3"] = TD3POLearner
+    reg["sacd"] = SACDPOLearner
+    return reg
+
+
+def _device(args: Any) -> torch.device:
+    dev = str(getattr(args, "device", "cpu") or "cpu")
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(dev)
+
+
+def make_env(args: Any, seed: int) -> Any:
+    """The pomdp env of ``args.env_args`` seeded with ``seed``."""
+    from envs.pomdp import make_pomdp_env
+    if getattr(args, "env", "pomdp") != "pomdp":
+        raise ValueError(f"the po_rl loop runs only on --env-config=pomdp, got env='{args.env}'.")
+    return make_pomdp_env(seed=seed, **dict(args.env_args))
+
+
+def check_args(args: Any) -> None:
+    """Validate this loop's keys with errors that name the key."""
+    positive = ("sampled_seq_len", "po_batch_size", "po_buffer_episodes", "po_hidden_dim",
+                "po_obs_embed", "test_nepisode")
+    for key in positive:
+        if int(getattr(args, key)) < 1:
+            raise ValueError(f"{key} must be >= 1, got {getattr(args, key)}.")
+    for key in ("t_max", "test_interval", "po_init_random_episodes"):
+        if int(getattr(args, key)) < 0:
+            raise ValueError(f"{key} must be >= 0, got {getattr(args, key)}.")
+    if float(args.po_updates_per_step) < 0:
+        raise ValueError(f"po_updates_per_step must be >= 0, got {args.po_updates_per_step}.")
+
+
+class EpisodeRunner:
+    """Plays whole episodes with the actor, threading its core state one step per env step."""
+
+    def __init__(self, env: Any, actor: POActor, learner: Any, device: torch.device) -> None:
+        self.env, self.actor, self.learner, self.device = env, actor, learner, device
+        self.discrete = env.discrete
+        self.act_dim = env.act_dim
+
+    def _prev_action(self, action: Any) -> torch.Tensor:
+        """The previous-action input ``[1, act_dim]`` (one-hot for discrete actions)."""
+        vec = torch.zeros(1, self.act_dim, device=self.device)
+        if self.discrete:
+            vec[0, int(action)] = 1.0
+        else:
+            vec[0] = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device)
+        return vec
+
+    @torch.no_grad()
+    def run(self, mode: str) -> Dict[str, np.ndarray]:
+        """One episode; ``mode``: "random" (uniform actions), "explore" or "greedy".
+
+        Returns ``obs [n+1, obs_dim]``, ``act [n, act_dim]`` (discrete: ``[n]`` indices),
+        ``rew [n]``, ``term [n]`` (true termination only).
+        """
+        obs, _ = self.env.reset()
+        state = self.actor.init_state(1)
+        prev_a = torch.zeros(1, self.act_dim, device=self.device)
+        prev_r = torch.zeros(1, 1, device=self.device)
+        obs_l, act_l, rew_l, term_l = [obs], [], [], []
+        while True:
+            if mode == "random":
+                action = self.env.action_space.sample()
+            else:
+                o = torch.as_tensor(obs, device=self.device).unsqueeze(0)
+                out, state = self.actor.step(o, prev_a, prev_r, state)
+                a = self.learner.select_action(out, explore=(mode == "explore"))[0]
+                action = int(a.item()) if self.discrete else a.cpu().numpy().astype(np.float32)
+            obs, rew, terminated, truncated, _ = self.env.step(action)
+            obs_l.append(obs)
+            act_l.append(action)
+            rew_l.append(rew)
+            term_l.append(float(terminated))
+            prev_a = self._prev_action(action)
+            prev_r = torch.full((1, 1), float(rew), device=self.device)
+            if terminated or truncated:
+                break
+        act = np.asarray(act_l, dtype=np.int64 if self.discrete else np.float32)
+        return {"obs": np.stack(obs_l).astype(np.float32), "act": act,
+                "rew": np.asarray(rew_l, dtype=np.float32), "term": np.asarray(term_l, dtype=np.float32)}
+
+
+def evaluate(runner: EpisodeRunner, n_episodes: int) -> Tuple[List[float], List[int]]:
+    """``n_episodes`` deterministic episodes; returns (returns, lengths)."""
+    returns, lengths = [], []
+    for _ in range(int(n_episodes)):
+        ep = runner.run("greedy")
+        returns.append(float(ep["rew"].sum()))
+        lengths.append(int(ep["rew"].shape[0]))
+    return returns, lengths
+
+
+def build(args: Any, env: Any, device: torch.device) -> Tuple[POActor, POTwinCritic, Any]:
+    """Actor, critic and learner for ``env`` from ``args`` (``agent``, ``po_learner``, ...)."""
+    actor = POActor(env.obs_dim, env.act_dim, env.discrete, args).to(device)
+    critic = POTwinCritic(env.obs_dim, env.act_dim, env.discrete, args).to(device)
+    learner = lookup(_learners(), str(args.po_learner), what="po_learner")(actor, critic, args)
+    return actor, critic, learner
+
+
+def _log_test(logger: Any, returns: List[float], lengths: List[int], t_env: int) -> None:
+    logger.log_stat("test_return_mean", float(np.mean(returns)), t_env)
+    logger.log_stat("test_return_std", float(np.std(returns)), t_env)
+    logger.log_stat("test_ep_length_mean", float(np.mean(lengths)), t_env)
+
+
+def run_po_rl(args: Any, logger: Any) -> None:
+    """Train (or with ``evaluate=True`` evaluate) on ``env_args.key``; see the module docstring."""
+    from utils.checkpoint import find_checkpoint, load_checkpoint, model_dir_for, save_checkpoint
+
+    check_args(args)
+    device = _device(args)
+    seed = int(args.seed)
+    env = make_env(args, seed)
+    test_env = make_env(args, seed + 100_000)
+    actor, critic, learner = build(args, env, device)
+    runner = EpisodeRunner(env, actor, learner, device)
+    test_runner = EpisodeRunner(test_env, actor, learner, device)
+    logger.console.info(f"po_rl: {args.env_args['key']} agent={args.agent} learner={args.po_learner} "
+                        f"obs_dim={env.obs_dim} act_dim={env.act_dim} discrete={env.discrete} "
+                        f"device={device}")
+
+    t_env = 0
+    resumed = False
+    if getattr(args, "checkpoint_path", ""):
+        step_dir, t_env = find_checkpoint(args.checkpoint_path, int(getattr(args, "load_step", 0)))
+        parts = {"actor": actor, "critic": critic} if args.evaluate else learner.parts()
+        load_checkpoint(step_dir, parts, map_location=device, required=("actor",))
+        logger.console.info(f"loaded checkpoint {step_dir} (t_env {t_env})")
+        resumed = True
+    if args.evaluate:
+        if args.energy:
+            from run.energy import collect_po_episodes, report_po_energy
+            report_po_energy(args, actor, collect_po_episodes(test_runner), logger, critic=critic, t_env=t_env)
+        elif not resumed:
+            raise ValueError("evaluate=True needs checkpoint_path=<results/models/<token>> to load an actor.")
+        returns, lengths = evaluate(test_runner, int(args.test_nepisode))
+        _log_test(logger, returns, lengths, t_env)
+        logger.console.info(f"evaluation over {args.test_nepisode} episodes: return "
+                            f"{np.mean(returns):.2f} +- {np.std(returns):.2f}")
+        logger.print_recent_stats()
+        return
+
+    replay = EpisodeReplay(int(args.po_buffer_episodes), env.obs_dim, env.act_dim,
+                           env.max_episode_steps, discrete=env.discrete, seed=seed)
+    t_max = int(args.t_max)
+    seq_len, batch_size = int(args.sampled_seq_len), int(args.po_batch_size)
+    n_random = 0 if resumed else int(args.po_init_random_episodes)
+    model_dir = model_dir_for(args)
+    test_interval = max(1, int(args.test_interval))
+    runner_log = max(1, int(getattr(args, "runner_log_interval", args.log_interval)))
+    learner_log = max(1, int(getattr(args, "learner_log_interval", args.log_interval)))
+    log_interval = max(1, int(args.log_interval))
+    last_test = last_runner_log = last_learner_log = last_log = -10 ** 12
+    last_save = t_env
+    episode, updates_owed = 0, 0.0
+    ep_returns: List[float] = []
+    ep_lengths: List[int] = []
+    train_stats: Dict[str, List[float]] = defaultdict(list)
+    start_time = last_time = time.time()
+    start_t = last_t = t_env
+
+    while True:
+        if t_env - last_test >= test_interval or t_env >= t_max:
+            returns, lengths = evaluate(test_runner, int(args.test_nepisode))
+            _log_test(logger, returns, lengths, t_env)
+            last_test = t_env
+        if t_env - last_log >= log_interval or t_env >= t_max:
+            now = time.time()
+            if t_env > last_t:
+                logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
+            done_frac = (t_env - start_t) / max(t_max - start_t, 1)
+            left = (now - start_time) * (1 - done_frac) / done_frac if done_frac > 0 else float("nan")
+            logger.console.info(f"t_env: {t_env} / {t_max}; time passed {now - start_time:.0f}s, "
+                                f"estimated left {left:.0f}s")
+            logger.print_recent_stats()
+            last_log, last_time, last_t = t_env, now, t_env
+        if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env >= t_max) \
+                and t_env > 0:
+            path = save_checkpoint(model_dir, t_env, learner.parts())
+            logger.console.info(f"saved checkpoint {path}")
+            last_save = t_env
+        if t_env >= t_max:
+            break
+
+        ep = runner.run("random" if episode < n_random else "explore")
+        replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
+        n = int(ep["rew"].shape[0])
+        t_env += n
+        episode += 1
+        ep_returns.append(float(ep["rew"].sum()))
+        ep_lengths.append(n)
+
+        if episode >= n_random:
+            updates_owed += float(args.po_updates_per_step) * n
+            while updates_owed >= 1.0:
+                stats = learner.train(replay.sample(batch_size, seq_len, device=device))
+                for k, v in stats.items():
+                    train_stats[k].append(v)
+                updates_owed -= 1.0
+
+        if t_env - last_runner_log >= runner_log and ep_returns:
+            logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
+            logger.log_stat("return_std", float(np.std(ep_returns)), t_env)
+            logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
+            logger.log_stat("episode", episode, t_env)
+            ep_returns, ep_lengths = [], []
+            last_runner_log = t_env
+        if t_env - last_learner_log >= learner_log and train_stats:
+            for k, vals in train_stats.items():
+                finite = [v for v in vals if np.isfinite(v)]
+                if finite:
+                    logger.log_stat(k, float(np.mean(finite)), t_env)
+            train_stats = defaultdict(list)
+            last_learner_log = t_env

@@ -1,0 +1,151 @@
+"""TD3 on episode windows: target maths by hand, time alignment of h_{t+1}, delayed actor."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from components.episode_replay import EpisodeReplay
+from learners.td3_po import (TD3POLearner, masked_mean, smooth_target_action, soft_update,
+                             td3_target)
+from modules.agents.po_actor import POActor
+from modules.critics.po_critic import POTwinCritic
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _args(agent="gru", **kw):
+    d = dict(agent=agent, po_obs_embed=8, po_action_embed=4, po_reward_embed=4, po_hidden_dim=16,
+             po_head_layers=[16], tap=True, snn_T=4, gamma=0.9, tau=0.005, actor_lr=1e-3,
+             critic_lr=1e-3, expl_noise=0.1, target_noise=0.2, target_noise_clip=0.5, policy_delay=2)
+    d.update(kw)
+    return SimpleNamespace(**d)
+
+
+def test_td3_target_by_hand():
+    rew = torch.tensor([[[1.0]], [[-2.0]], [[0.5]]])
+    term = torch.tensor([[[0.0]], [[0.0]], [[1.0]]])
+    q1 = torch.tensor([[[3.0]], [[-1.0]], [[7.0]]])
+    q2 = torch.tensor([[[2.0]], [[4.0]], [[-9.0]]])
+    y = td3_target(rew, term, q1, q2, gamma=0.9)
+    # 1 + 0.9 * min(3, 2); -2 + 0.9 * min(-1, 4); terminal: 0.5 only
+    assert y.flatten().tolist() == pytest.approx([1 + 0.9 * 2, -2 - 0.9, 0.5])
+
+
+def test_target_smoothing_clips_noise_then_action():
+    a = torch.tensor([0.0, 0.9, -0.2, 0.3])
+    noise = torch.tensor([0.7, 0.3, -0.1, -2.0])
+    out = smooth_target_action(a, noise, noise_clip=0.5)
+    assert out.tolist() == pytest.approx([0.5, 1.0, -0.3, -0.2])
+
+
+def test_masked_mean_ignores_padding():
+    x = torch.tensor([[[1.0]], [[3.0]], [[100.0]]])
+    m = torch.tensor([[[1.0]], [[1.0]], [[0.0]]])
+    assert masked_mean(x, m).item() == pytest.approx(2.0)
+
+
+def test_soft_update_is_polyak():
+    src, tgt = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = tgt.weight.detach().clone()
+    soft_update(tgt, src, 0.25)
+    torch.testing.assert_close(tgt.weight, 0.75 * before + 0.25 * src.weight.detach())
+
+
+def _batch(env_obs_dim=2, n=12, L=6, B=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rb = EpisodeReplay(4, env_obs_dim, 1, 20, seed=seed)
+    for ep in range(2):
+        obs = torch.randn(n + 1, env_obs_dim, generator=g).numpy()
+        act = torch.rand(n, 1, generator=g).numpy() * 2 - 1
+        rew = torch.randn(n, generator=g).numpy()
+        rb.add_episode(obs, act, rew, torch.zeros(n).numpy())
+    return rb.get_windows([0, 1, 1], [0, 3, n - 4], seq_len=L)
+
+
+@pytest.mark.parametrize("agent", ["gru", "grsn"])
+def test_learner_targets_match_stepwise_hand_computation(agent):
+    torch.manual_seed(0)
+    args = _args(agent, target_noise=0.0)
+    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
+    learner = TD3POLearner(actor, critic, args)
+    b = _batch()
+    got = learner.compute_targets(b)
+    L, B = b["act"].shape[:2]
+    ta, tc = learner.target_actor, learner.target_critic
+    for i in range(B):
+        sa, sc = ta.init_state(1), tc.init_state(1)
+        for t in range(L + 1):  # walk the window one step at a time, as when acting
+            o, pa, pr = b["obs"][t, i:i + 1], b["prev_act"][t, i:i + 1], b["prev_rew"][t, i:i + 1]
+            mu, sa = ta.step(o, pa, pr, sa)
+            hc, sc = tc.step_features(o, pa, pr, sc)
+            if t == 0:
+                continue
+            q1, q2 = tc.q_values(hc, mu)
+            want = b["rew"][t - 1, i] + 0.9 * torch.min(q1, q2)[0]
+            if b["mask"][t - 1, i, 0] > 0:
+                torch.testing.assert_close(got[t - 1, i], want, atol=1e-5, rtol=1e-5)
+
+
+def test_terminal_step_does_not_bootstrap_but_timeout_does():
+    torch.manual_seed(0)
+    args = _args("mlp", target_noise=0.0)
+    learner = TD3POLearner(POActor(2, 1, False, args), POTwinCritic(2, 1, False, args), args)
+    b = _batch()
+    y_timeout = learner.compute_targets(b)
+    b_term = dict(b)
+    b_term["term"] = torch.ones_like(b["term"])
+    y_term = learner.compute_targets(b_term)
+    torch.testing.assert_close(y_term, b["rew"])
+    assert not torch.allclose(y_timeout, b["rew"])
+
+
+def test_actor_updates_every_policy_delay_and_critic_every_step():
+    torch.manual_seed(0)
+    args = _args("gru", policy_delay=2)
+    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
+    learner = TD3POLearner(actor, critic, args)
+    b = _batch()
+    a0 = [p.detach().clone() for p in actor.parameters()]
+    c0 = [p.detach().clone() for p in critic.parameters()]
+    t0 = [p.detach().clone() for p in learner.target_critic.parameters()]
+    stats = learner.train(b)
+    assert all(torch.equal(p, q) for p, q in zip(a0, actor.parameters()))
+    assert any(not torch.equal(p, q) for p, q in zip(c0, critic.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(t0, learner.target_critic.parameters()))
+    assert stats["critic_loss"] > 0
+    c1 = [p.detach().clone() for p in critic.parameters()]
+    stats = learner.train(b)
+    assert any(not torch.equal(p, q) for p, q in zip(a0, actor.parameters()))
+    assert any(not torch.equal(p, q) for p, q in zip(t0, learner.target_critic.parameters()))
+    assert torch.isfinite(torch.tensor(stats["actor_loss"]))
+    # the actor step leaves no gradient in the critic and all critic params stay trainable
+    assert all(p.requires_grad for p in critic.parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(c1, critic.parameters()))
+
+
+def test_critic_loss_is_the_masked_twin_mse_to_the_target():
+    torch.manual_seed(0)
+    args = _args("grsn", target_noise=0.0)
+    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
+    learner = TD3POLearner(actor, critic, args)
+    b = _batch()
+    y = learner.compute_targets(b)
+    with torch.no_grad():
+        feat, _ = critic.features(b["obs"], b["prev_act"], b["prev_rew"], critic.init_state(3))
+        q1, q2 = critic.q_values(feat[:-1], b["act"])
+    m = b["mask"]
+    want = (((q1 - y) ** 2 * m).sum() + ((q2 - y) ** 2 * m).sum()) / m.sum()
+    assert m.sum() < m.numel()  # the batch has padding that must be ignored
+    assert learner.train(b)["critic_loss"] == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_discrete_actor_is_rejected():
+    args = _args("mlp")
+    with pytest.raises(ValueError, match="sacd"):
+        TD3POLearner(POActor(2, 2, True, args), POTwinCritic(2, 2, True, args), args)
