@@ -13,7 +13,6 @@ forward pass on one observation; the mixer column is per environment step.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

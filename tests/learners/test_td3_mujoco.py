@@ -11,15 +11,6 @@ from learners.td3_mujoco import (TD3MujocoLearner, compute_target_actions, defau
 OBS, ACT = 6, 2
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small nets on a loaded 2-core box run several times faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_args(**kw):
     args = dict(actor_type="snn", proxy_target=False, device="cpu", gamma=0.99, tau=0.005,
                 policy_delay=2, target_noise=0.2, target_noise_clip=0.5, actor_neuron="lif",

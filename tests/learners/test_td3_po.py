@@ -11,14 +11,6 @@ from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _args(agent="gru", **kw):
     d = dict(agent=agent, po_obs_embed=8, po_action_embed=4, po_reward_embed=4, po_hidden_dim=16,
              po_head_layers=[16], tap=True, snn_T=4, gamma=0.9, tau=0.005, actor_lr=1e-3,

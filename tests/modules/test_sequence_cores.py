@@ -18,14 +18,6 @@ from utils.registry import RegistryError
 ALL = ["mlp", "gru", "lif", "grsn"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _args(agent: str, **kw) -> SimpleNamespace:
     d = dict(agent=agent, po_obs_embed=8, po_action_embed=4, po_reward_embed=4, po_hidden_dim=16,
              po_head_layers=[16], tap=True, snn_T=4, snn_threshold=None, snn_beta_init=None,

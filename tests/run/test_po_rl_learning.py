@@ -30,20 +30,15 @@ def _random_policy_return(n_episodes: int = 30) -> float:
 
 @pytest.mark.slow
 def test_sacd_gru_learns_cartpole(tmp_path):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(1)
-        args = po_args(tmp_path, seed=1, env_args={"key": "CartPole-F", "max_episode_steps": 200},
-                       po_learner="sacd", gamma=0.99, agent="gru", t_max=2000, test_interval=1000,
-                       test_nepisode=5, po_updates_per_step=1.0, po_batch_size=16, sampled_seq_len=16,
-                       po_hidden_dim=32, po_head_layers=[64, 64], po_obs_embed=16, actor_lr=1e-3,
-                       critic_lr=1e-3, alpha_lr=1e-3, po_init_random_episodes=5, save_model=False)
-        logger = Logger()
-        logger.print_recent_stats = lambda *a, **k: None
-        run_po_rl(args, logger)
-    finally:
-        torch.set_num_threads(n)
+    torch.manual_seed(1)
+    args = po_args(tmp_path, seed=1, env_args={"key": "CartPole-F", "max_episode_steps": 200},
+                   po_learner="sacd", gamma=0.99, agent="gru", t_max=2000, test_interval=1000,
+                   test_nepisode=5, po_updates_per_step=1.0, po_batch_size=16, sampled_seq_len=16,
+                   po_hidden_dim=32, po_head_layers=[64, 64], po_obs_embed=16, actor_lr=1e-3,
+                   critic_lr=1e-3, alpha_lr=1e-3, po_init_random_episodes=5, save_model=False)
+    logger = Logger()
+    logger.print_recent_stats = lambda *a, **k: None
+    run_po_rl(args, logger)
     random_return = _random_policy_return()
     assert 15 < random_return < 35
     final = logger.stats["test_return_mean"][-1][1]

@@ -9,14 +9,6 @@ from run.po_rl import run_po_rl
 from utils.logging import Logger
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def po_args(tmp_path, **kw) -> SimpleNamespace:
     d = dict(seed=1, device="cpu", env="pomdp", env_args={"key": "Pendulum-P", "max_episode_steps": 50},
              agent="gru", po_learner="td3", gamma=0.9, tau=0.005, actor_lr=3e-4, critic_lr=3e-4,

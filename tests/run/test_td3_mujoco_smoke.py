@@ -5,18 +5,8 @@ from collections import defaultdict
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from run.td3_mujoco import run_td3_mujoco
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small nets on a loaded 2-core box run several times faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class StubLogger:

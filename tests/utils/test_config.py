@@ -3,7 +3,7 @@ import os
 import pytest
 import yaml
 
-from utils.config import (ConfigError, apply_overrides, build_config, coerce, parse_command_line,
+from utils.config import (ConfigError, build_config, coerce, parse_command_line,
                           recursive_update, CONFIG_DIR)
 
 

@@ -1,7 +1,7 @@
 """Shape checks and config access shared by the agents."""
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any
 
 from torch import Tensor
 

@@ -9,17 +9,7 @@ from typing import Sequence, Union
 
 import torch
 from torch import Tensor, nn
-
-
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """``Linear -> ReLU`` for each hidden size, then a final ``Linear`` to ``out_dim``."""
-    layers = []
-    last = in_dim
-    for h in hidden:
-        layers += [nn.Linear(last, int(h)), nn.ReLU()]
-        last = int(h)
-    layers.append(nn.Linear(last, out_dim))
-    return nn.Sequential(*layers)
+from modules.mlp import mlp
 
 
 class ANNActor(nn.Module):

@@ -13,23 +13,13 @@ one-hot vectors (all zero before the first action).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from modules.sequence_cores import State, build_core
-
-
-def mlp(in_dim: int, layers: Sequence[int], out_dim: int) -> nn.Sequential:
-    """``in_dim`` -> ReLU hidden ``layers`` -> linear ``out_dim``."""
-    mods = []
-    d = in_dim
-    for width in layers:
-        mods += [nn.Linear(d, int(width)), nn.ReLU()]
-        d = int(width)
-    mods.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*mods)
+from modules.mlp import mlp
 
 
 class TrajectoryEmbedder(nn.Module):

@@ -6,7 +6,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from modules.agents.ann_actor import mlp
+from modules.mlp import mlp
 
 
 class TwinQCritic(nn.Module):

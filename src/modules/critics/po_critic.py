@@ -14,7 +14,8 @@ from torch import Tensor
 
 import torch
 
-from modules.agents.po_actor import SequenceModel, mlp
+from modules.agents.po_actor import SequenceModel
+from modules.mlp import mlp
 
 
 class POTwinCritic(SequenceModel):
