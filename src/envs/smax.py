@@ -27,6 +27,16 @@ positions are divided by the map size, cooldowns by the unit's weapon cooldown (
 to [0, 1]; SMAX's raw cooldown drifts negative without bound) and types by the number of
 types - 1. ``state_last_action`` appends the allies' last actions one-hot (SMAC default),
 ``state_timestep_number`` appends step / episode_limit.
+
+Seeding (the same battles whatever the batch size): env ``i`` of a batch gets, at the
+``k``-th ``reset()`` after construction, the PRNG key
+    fold_in(fold_in(PRNGKey(seed), k), first_env_index + i)
+and from then on splits its own key once per step; envs never share randomness. So env
+``i`` of ``make_smax_batch(n_envs=N, seed=s)`` plays exactly the battles (obs, state,
+rewards, bit for bit, given the same actions) of env 0 of
+``make_smax_batch(n_envs=1, seed=s, first_env_index=i)``, and of env ``i`` of any other
+batch with the same seed (``first_env_index`` = 0 is the default). In particular a batch of 1
+equals env 0 of a batch of 8.
 """
 from __future__ import annotations
 
@@ -283,6 +293,20 @@ def _skip_unused_generators(smax_env: Any, jnp: Any) -> None:
 
 
 _COMPILED: Dict[Tuple[Any, ...], _Compiled] = {}
+_KEYS_FN: Dict[str, Any] = {}
+
+
+def _env_keys(root: Any, n_resets: int, env_ids: np.ndarray) -> Any:
+    """Per-env keys ``fold_in(fold_in(root, n_resets), env_id)`` for ``env_ids`` [n_envs] (jitted)."""
+    if "fn" not in _KEYS_FN:
+        jax = _import_jax()[0]
+
+        def keys(root_key, counter, ids):
+            base = jax.random.fold_in(root_key, counter)
+            return jax.vmap(lambda i: jax.random.fold_in(base, i))(ids)
+
+        _KEYS_FN["fn"] = jax.jit(keys)
+    return _KEYS_FN["fn"](root, np.uint32(n_resets), env_ids)
 
 
 def _enable_compile_cache(path: str) -> None:
@@ -302,9 +326,12 @@ _RUNTIME_KEYS = ("episode_limit", "reward_scale", "reward_scale_rate", "check_ac
 class SMAXBatchEnv(BatchEnv):
     """``n_envs`` SMAX battles against the heuristic enemy (contract: ``envs.batch_env``)."""
 
-    def __init__(self, n_envs: int, seed: int, map_name: str = "3m", **env_args: Any) -> None:
+    def __init__(self, n_envs: int, seed: int, map_name: str = "3m", first_env_index: int = 0,
+                 **env_args: Any) -> None:
         if int(n_envs) < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        if int(first_env_index) < 0:
+            raise ValueError(f"first_env_index must be >= 0, got {first_env_index}")
         cfg = _check_env_args(env_args)
         _scenario(map_name)  # bad map -> clear error before any compiling
         self.n_envs = int(n_envs)
@@ -327,6 +354,9 @@ class SMAXBatchEnv(BatchEnv):
         self._factor = np.float32(self.reward_factor)
         self._check = bool(cfg["check_actions"])
         self._n_resets = 0
+        self.first_env_index = int(first_env_index)
+        self._env_ids = np.arange(self.first_env_index, self.first_env_index + self.n_envs, dtype=np.uint32)
+        self._root_key = self._jax.random.PRNGKey(self.seed)
         self._carry = None
         self._avail: Optional[np.ndarray] = None
         self._ended = np.zeros((self.n_envs,), dtype=bool)
@@ -341,10 +371,10 @@ class SMAXBatchEnv(BatchEnv):
     def reset(self) -> Dict[str, np.ndarray]:
         """Restart all envs: obs [n_envs, n_agents, obs_dim], state [n_envs, state_dim],
         avail_actions uint8 [n_envs, n_agents, n_actions]. The k-th reset after construction
-        with a given seed always gives the same battles; the envs of a batch differ."""
+        with a given seed always gives the same battles; the envs of a batch differ, and env i
+        plays the same battles in a batch of any size (module docstring: Seeding)."""
         jax = self._jax
-        base = jax.random.fold_in(jax.random.PRNGKey(self.seed), self._n_resets)
-        keys = jax.device_put(jax.random.split(base, self.n_envs), self._c.cpu)
+        keys = jax.device_put(_env_keys(self._root_key, self._n_resets, self._env_ids), self._c.cpu)
         self._n_resets += 1
         self._carry, packed = self._c.reset_fn(keys, self._limit)
         obs, state, avail, _ = self._unpack(np.asarray(packed))
@@ -406,6 +436,11 @@ class SMAXBatchEnv(BatchEnv):
         self._carry = None
 
 
-def make_smax_batch(n_envs: int, seed: int, map_name: str = "3m", **env_args: Any) -> SMAXBatchEnv:
-    """Build ``n_envs`` SMAX battles on ``map_name``; ``env_args`` keys: see DEFAULT_ENV_ARGS."""
-    return SMAXBatchEnv(n_envs=n_envs, seed=seed, map_name=map_name, **env_args)
+def make_smax_batch(n_envs: int, seed: int, map_name: str = "3m", first_env_index: int = 0,
+                    **env_args: Any) -> SMAXBatchEnv:
+    """Build ``n_envs`` SMAX battles on ``map_name``; ``env_args`` keys: see DEFAULT_ENV_ARGS.
+
+    Env ``i`` of the batch plays the battles of env ``first_env_index + i`` of the seed's
+    stream, whatever ``n_envs`` is (module docstring: Seeding)."""
+    return SMAXBatchEnv(n_envs=n_envs, seed=seed, map_name=map_name, first_env_index=first_env_index,
+                        **env_args)

@@ -246,3 +246,54 @@ def test_map_errors_and_registry():
         assert name in names
     sc = _scenario("8m_vs_9m")
     assert (sc.num_allies, sc.num_enemies, int(np.asarray(sc.unit_types).sum())) == (8, 9, 0)
+
+
+def record(env, n_episodes: int, action_seed: int = 0, first_env_index: int = 0):
+    """Play ``n_episodes`` resets with random actions drawn per env (env j of the seed stream
+    always uses rng(action_seed, j)); return per env a list of episodes, each a list of
+    (obs, state, avail, reward, terminated, time_out) per step, the reset obs first."""
+    n = env.n_envs
+    rngs = [np.random.default_rng([action_seed, first_env_index + j]) for j in range(n)]
+    trajs = [[] for _ in range(n)]
+    for _ in range(n_episodes):
+        out = env.reset()
+        eps = [[(out["obs"][j], out["state"][j], out["avail_actions"][j])] for j in range(n)]
+        alive = np.ones(n, bool)
+        while alive.any():
+            acts = np.full((n, env.n_agents), STOP)
+            for j in np.flatnonzero(alive):  # draw only for running envs: the draws match any batch size
+                acts[j] = random_actions(rngs[j], out["avail_actions"][j:j + 1])[0]
+            out, r, t, info = env.step(acts, alive)
+            for j in np.flatnonzero(alive):
+                eps[j].append((out["obs"][j], out["state"][j], out["avail_actions"][j], r[j], t[j],
+                               info["episode_limit"][j]))
+            alive &= ~(t | info["episode_limit"])
+        for j in range(n):
+            trajs[j].append(eps[j])
+    return trajs
+
+
+def assert_same_episodes(a, b) -> None:
+    assert len(a) == len(b)
+    for ep_a, ep_b in zip(a, b):
+        assert len(ep_a) == len(ep_b)
+        for step_a, step_b in zip(ep_a, ep_b):
+            for x, y in zip(step_a, step_b):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_env_i_plays_the_same_battles_in_any_batch_size(env3m, request):
+    """Env i of a batch of 4 == env 0 of a batch of 1 with first_env_index=i, bit for bit,
+    over two resets (the reset counter is part of the key); other seeds/indices differ."""
+    batch = make_smax_batch(N_ENVS, seed=5, map_name="3m", episode_limit=30)  # shares env3m's compile
+    single0 = make_smax_batch(1, seed=5, map_name="3m", episode_limit=30, jax_cache_dir=_cache(request))
+    single2 = make_smax_batch(1, seed=5, map_name="3m", episode_limit=30, first_env_index=2)
+    other = make_smax_batch(1, seed=6, map_name="3m", episode_limit=30)
+    in_batch = record(batch, 2)
+    assert_same_episodes(record(single0, 2)[0], in_batch[0])
+    assert_same_episodes(record(single2, 2, first_env_index=2)[0], in_batch[2])
+    assert not np.array_equal(in_batch[0][0][0][0], in_batch[2][0][0][0])   # envs of a batch differ
+    assert not np.array_equal(in_batch[0][0][0][0], in_batch[0][1][0][0])   # next reset: new battles
+    assert not np.array_equal(other.reset()["obs"][0], in_batch[0][0][0][0])  # another seed differs
+    with pytest.raises(ValueError, match="first_env_index"):
+        make_smax_batch(1, seed=5, map_name="3m", first_env_index=-1)

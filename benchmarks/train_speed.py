@@ -1,0 +1,397 @@
+"""Training speed of the MARL stack, side by side in one run (CPU).
+
+(a) Learner update: milliseconds per ``QLearner.train()`` call (QMIX, double Q, TD(lambda),
+    online + target unroll, backward, Adam step) on a batch of ``--batch-size`` episodes of
+    ``--T`` transitions, for the ``rnn``, ``lif`` and ``grsn`` agents at the obs/state/action
+    sizes of the real SMAX maps (``get_env_info`` of ``--maps``). Two paths per agent:
+      * ``seq``:  the project's ``BasicMAC.unroll`` -> ``agent.forward_seq`` (one fused call over
+                  the sequence: nn.GRU, or one matmul for all steps + the element-wise scan kernels);
+      * ``step``: the pymarl2-style loop of ``agent.forward`` over t (``StepLoopMAC`` below, a
+                  baseline that lives only in this benchmark).
+(b) Runner throughput on ``--runner-map``: environment steps per second of ``BatchRunner.run``
+    with a real controller acting (``rnn`` agent, test_mode, fresh weights), against raw SMAX
+    stepping (uniform random valid actions, all envs stepped every call) of a batch of the same
+    size, for each of ``--runner-envs``.
+
+Timings are medians over ``--repeats`` after ``--warmup`` untimed calls. Writes
+``benchmarks/results/train_speed.json`` and ``train_speed.md`` and prints the tables.
+
+    python benchmarks/train_speed.py                      # 3m and 8m, 8 and 64 envs (~3-4 min, 2 cores)
+    python benchmarks/train_speed.py --maps 3m --repeats 3 --runner-envs 8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from types import SimpleNamespace
+from typing import Any, Callable, Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from components.episode_buffer import EpisodeBatch  # noqa: E402
+from controllers.basic_controller import BasicMAC  # noqa: E402
+from learners.q_learner import QLearner  # noqa: E402
+from runners.batch_runner import BatchRunner  # noqa: E402
+from utils.config import build_config  # noqa: E402
+
+NOISE_NOTE = ("CPU only, on a small shared machine ({cores} cores visible, other jobs running): "
+              "absolute times are noisy; medians of {repeats} repeats, compare ratios within this run.")
+
+
+class StepLoopMAC(BasicMAC):
+    """pymarl2's learner path: one ``agent.forward`` call per time step (baseline only)."""
+
+    def unroll(self, batch: EpisodeBatch) -> torch.Tensor:
+        """Same contract as ``BasicMAC.unroll``: Q [batch, T + 1, agents, n_actions]."""
+        onehot = batch.actions_onehot(self.n_actions)
+        last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)
+        inputs = self.build_inputs(batch.obs, last)                 # [B, T+1, agents, e]
+        hidden = self.agent.init_hidden(batch.batch_size * self.n_agents)
+        qs = []
+        for t in range(inputs.shape[1]):
+            q, hidden = self.agent(inputs[:, t], hidden)
+            qs.append(q)
+        return torch.stack(qs, dim=1)
+
+
+class TimeMajorMAC(BasicMAC):
+    """``BasicMAC.unroll`` with the agent inputs built time-major (a candidate fix, benchmark only).
+
+    ``BasicMAC.unroll`` builds ``[B, T+1, agents, e]`` and transposes it, so ``forward_seq``'s
+    reshape makes a strided copy of the whole input; building from the transposed obs makes the
+    concatenation itself write ``[T+1, B, agents, e]`` contiguously (one copy fewer)."""
+
+    def unroll(self, batch: EpisodeBatch) -> torch.Tensor:
+        onehot = batch.actions_onehot(self.n_actions).transpose(0, 1)            # [T, B, agents, n]
+        last = torch.cat([torch.zeros_like(onehot[:1]), onehot], dim=0)
+        inputs = self.build_inputs(batch.obs.transpose(0, 1), last)             # contiguous [T+1, B, a, e]
+        hidden = self.agent.init_hidden(batch.batch_size * self.n_agents)
+        q, _ = self.agent.forward_seq(inputs, hidden)
+        return q.transpose(0, 1)
+
+
+PATHS: Dict[str, type] = {"seq": BasicMAC, "seq_tm": TimeMajorMAC, "step": StepLoopMAC}
+
+
+class NullLogger:
+    """Swallows stats (the benchmark times the work, not the logging)."""
+
+    def log_stat(self, key: str, value: float, t: int) -> None:
+        pass
+
+
+def base_args(seed: int, env_args: Dict[str, Any]) -> SimpleNamespace:
+    """The real merged config (default <- smax <- qmix) on CPU, no logging."""
+    cfg = build_config("qmix", "smax")
+    cfg.update(seed=seed, device="cpu", learner_log_interval=10 ** 12, runner_log_interval=10 ** 12)
+    cfg["env_args"].update(env_args)
+    return SimpleNamespace(**cfg)
+
+
+def timed(fn: Callable[[], Any], warmup: int, repeats: int) -> List[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int) -> EpisodeBatch:
+    """``batch_size`` full-length episodes with random obs/state/actions, all actions available."""
+    g = torch.Generator().manual_seed(seed)
+    b = EpisodeBatch.zeros(batch_size, T, info["n_agents"], info["obs_shape"], info["state_shape"],
+                           info["n_actions"])
+    b.obs.copy_(torch.rand(b.obs.shape, generator=g))
+    b.state.copy_(torch.rand(b.state.shape, generator=g))
+    b.avail_actions[:] = 1
+    b.actions.copy_(torch.randint(0, info["n_actions"], b.actions.shape, generator=g))
+    b.reward.copy_(torch.rand(b.reward.shape, generator=g))
+    b.filled[:] = 1
+    b.terminated[:, -1] = 1
+    return b
+
+
+def bench_learner(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed: int,
+                  warmup: int, repeats: int) -> Dict[str, Dict[str, Any]]:
+    """ms per ``QLearner.train`` for ``agent`` with each unroll of PATHS (same initial weights).
+    The paths are timed in turn within every repeat, so drifting machine load hits all alike."""
+    learners = {}
+    for path, cls in PATHS.items():
+        args = base_args(seed, {})
+        args.agent = agent
+        args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
+        args.state_shape, args.obs_shape = info["state_shape"], info["obs_shape"]
+        args.episode_limit = info["episode_limit"]
+        torch.manual_seed(seed)
+        learners[path] = QLearner(cls(info, args), info, args, NullLogger())
+    times: Dict[str, List[float]] = {path: [] for path in PATHS}
+    for _ in range(warmup):
+        for learner in learners.values():
+            learner.train(batch, t_env=0, episode=0)
+    for _ in range(repeats):
+        for path, learner in learners.items():
+            t0 = time.perf_counter()
+            learner.train(batch, t_env=0, episode=0)
+            times[path].append(time.perf_counter() - t0)
+    return {path: {"ms_median": 1e3 * statistics.median(t), "ms_min": 1e3 * min(t), "ms_all": [1e3 * x for x in t]}
+            for path, t in times.items()}
+
+
+def firing_rate(mac: BasicMAC, batch: EpisodeBatch) -> Optional[float]:
+    """Mean firing rate of a spiking agent's layer over ``mac.unroll(batch)`` (None for rnn)."""
+    from modules.neurons import SpikeRecorder
+
+    if not hasattr(mac.agent, "spiking"):
+        return None
+    with torch.no_grad(), SpikeRecorder(mac.agent, membrane_samples=0) as rec:
+        mac.unroll(batch)
+    return float(rec.stats()["spiking"]["firing_rate"])
+
+
+def unroll_agreement(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed: int) -> Dict[str, Any]:
+    """Check that the ``seq`` and ``step`` paths compute the same Q on 8 episodes (same weights).
+
+    Fresh spiking agents do not fire on these inputs (Q is then the decoder bias on both paths),
+    so the check also runs with all weights x3, where they fire."""
+    args = base_args(seed, {})
+    args.agent, args.n_actions = agent, info["n_actions"]
+    torch.manual_seed(seed)
+    seq = BasicMAC(info, args)
+    others = [StepLoopMAC(info, args), TimeMajorMAC(info, args)]
+    small = batch.map(lambda v: v[:8])
+    out: Dict[str, Any] = {"firing_rate": firing_rate(seq, small)}
+    for tag, scale in (("fresh", 1.0), ("x3", 3.0)):
+        with torch.no_grad():
+            if scale != 1.0:
+                for p in seq.agent.parameters():
+                    p.mul_(scale)
+            q = seq.unroll(small)
+            diffs = []
+            for other in others:
+                other.load_state(seq)
+                diffs.append(float((q - other.unroll(small)).abs().max()))
+            out[f"max_abs_dq_{tag}"] = max(diffs)
+    out["firing_rate_x3"] = firing_rate(seq, small)
+    return out
+
+
+def random_valid(rng: np.random.Generator, avail: np.ndarray) -> np.ndarray:
+    return (rng.random(avail.shape) * avail).argmax(-1)
+
+
+def bench_runner(map_name: str, n_envs: int, seed: int, warmup: int, repeats: int,
+                 env_args: Dict[str, Any]) -> Dict[str, Any]:
+    """Env steps/s of BatchRunner (rnn MAC, test_mode) vs raw stepping of the same SMAX batch."""
+    args = base_args(seed, dict(env_args, map_name=map_name))
+    args.agent = "rnn"
+    t0 = time.perf_counter()
+    runner = BatchRunner(args, NullLogger(), n_envs=n_envs)
+    build_s = time.perf_counter() - t0
+    info = runner.env_info
+    args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
+    torch.manual_seed(seed)
+    runner.setup(BasicMAC(info, args))
+
+    env = runner.env  # the same compiled batch, stepped directly
+    limit = runner.episode_limit
+    rng = np.random.default_rng(seed)
+    counts: List[Dict[str, int]] = []
+
+    def run_once() -> None:
+        batch = runner.run(test_mode=True)
+        counts.append({"filled": int(batch.filled.sum()), "slots": batch.max_t * n_envs})
+
+    def raw_once() -> None:
+        out = env.reset()
+        for _ in range(limit):
+            out, _, _, _ = env.step(random_valid(rng, out["avail_actions"]))
+
+    # runner and raw stepping take turns within every repeat (drifting load hits both alike)
+    for _ in range(warmup):
+        run_once()
+        raw_once()
+    counts.clear()
+    run_times, raw_times = [], []
+    for _ in range(repeats):
+        for fn, out in ((run_once, run_times), (raw_once, raw_times)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    filled_rate = [c["filled"] / t for c, t in zip(counts, run_times)]
+    slot_rate = [c["slots"] / t for c, t in zip(counts, run_times)]
+    raw_rate = [n_envs * limit / t for t in raw_times]
+    runner.close()
+    med = statistics.median
+    return {
+        "map": map_name, "n_envs": n_envs, "env_build_s": build_s,
+        "runner_steps_per_s": med(filled_rate), "runner_slot_steps_per_s": med(slot_rate),
+        "runner_mean_ep_length": float(np.mean([c["filled"] / n_envs for c in counts])),
+        "runner_ms_per_run": 1e3 * med(run_times),
+        "raw_steps_per_s": med(raw_rate), "raw_ms_per_batch_step": 1e3 * med(raw_times) / limit,
+        "runner_over_raw": med(filled_rate) / med(raw_rate),
+        "runner_slots_over_raw": med(slot_rate) / med(raw_rate),
+    }
+
+
+def env_infos(maps: List[str], env_args: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """get_env_info of a 1-env SMAX batch of each map (compiles each map once)."""
+    from envs.smax import make_smax_batch
+
+    out = {}
+    for m in maps:
+        env = make_smax_batch(1, seed=0, map_name=m, **env_args)
+        out[m] = env.get_env_info()
+        env.close()
+    return out
+
+
+def _rate(r: Optional[float]) -> str:
+    return "-" if r is None else f"{r:.3f}"
+
+
+def markdown(res: Dict[str, Any]) -> str:
+    meta = res["meta"]
+    lines = [f"# Training speed ({meta['date']})", "",
+             f"_{meta['note']}_", "",
+             f"torch {meta['torch']} with {meta['torch_threads']} thread(s), jax {meta['jax']}, "
+             f"{meta['cpu_count']} CPU cores visible, load average at start/end {meta['loadavg_start']} / "
+             f"{meta['loadavg_end']}; total wall time {meta['wall_s']:.0f} s.", "",
+             f"## (a) Learner update: ms per `QLearner.train()` (QMIX), batch {meta['batch_size']} episodes "
+             f"x T = {meta['T']} transitions, hidden 64", "",
+             "seq = `BasicMAC.unroll` -> `agent.forward_seq` (project as is); seq_tm = the same with the inputs "
+             "built time-major (`TimeMajorMAC`, candidate fix: no strided copy of the whole input); step = loop of "
+             "`agent.forward` over t (pymarl2 style). Median (min) of the repeats. Spiking agents are timed with fresh weights "
+             "(firing rate shown; the kernels' cost does not depend on it); max|dQ| = largest Q difference of "
+             "the two paths with all weights x3 (where the spiking agents fire at the rate in brackets).", "",
+             "| map | agents x obs / state / actions | agent | seq ms | seq_tm ms | step ms | step / seq | "
+             "step / seq_tm | seq / rnn seq | firing rate | max abs dQ (x3 rate) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m, block in res["learner"].items():
+        info = block["env_info"]
+        shape = f"{info['n_agents']} x {info['obs_shape']} / {info['state_shape']} / {info['n_actions']}"
+        for agent, row in block["agents"].items():
+            cells = " | ".join(f"{row[k]['ms_median']:.1f} ({row[k]['ms_min']:.1f})" for k in PATHS)
+            lines.append(f"| {m} | {shape} | {agent} | {cells} | {row['step_over_seq']:.2f} | "
+                         f"{row['step_over_seq_tm']:.2f} | {row['seq_over_rnn_seq']:.2f} | {_rate(row['firing_rate'])} | "
+                         f"{row['max_abs_dq_x3']:.1e} ({_rate(row['firing_rate_x3'])}) |")
+    lines += ["", "GRSN / GRU update time: " + "; ".join(
+        f"{m}: seq {b['ratios']['grsn_over_rnn_seq']:.2f}, seq_tm {b['ratios']['grsn_over_rnn_seq_tm']:.2f}, "
+        f"step {b['ratios']['grsn_over_rnn_step']:.2f}, "
+        f"GRSN seq / GRU step {b['ratios']['grsn_seq_over_rnn_step']:.2f}"
+        for m, b in res["learner"].items()), ""]
+    lines += [f"## (b) Runner throughput on {meta['runner_map']}: env steps / s", "",
+              "runner = `BatchRunner.run(test_mode=True)` with a fresh `rnn` MAC (counts filled transitions; "
+              "slots = loop steps x envs, incl. finished envs waiting for the batch); raw = `env.step` with "
+              "random valid actions on all envs, episode_limit steps per reset. Medians of "
+              f"{meta['runner_repeats']} repeats, runner and raw taking turns. The fresh greedy policy ends its "
+              "battles early (mean ep length), so the runner also pays one reset per short episode.", "",
+              "| envs | runner steps/s | runner slots/s | mean ep length | raw SMAX steps/s | runner / raw | "
+              "slots / raw | ms per raw batch step |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in res["runner"]:
+        lines.append(f"| {r['n_envs']} | {r['runner_steps_per_s']:.0f} | {r['runner_slot_steps_per_s']:.0f} | "
+                     f"{r['runner_mean_ep_length']:.1f} | {r['raw_steps_per_s']:.0f} | {r['runner_over_raw']:.2f} | "
+                     f"{r['runner_slots_over_raw']:.2f} | {r['raw_ms_per_batch_step']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--maps", default="3m,8m", help="SMAX maps whose shapes the learner benchmark uses")
+    p.add_argument("--agents", default="rnn,lif,grsn")
+    p.add_argument("--T", type=int, default=60, help="transitions per episode in the learner batch "
+                   "(60 = pymarl2's 3m learner shape, DESIGN sec 11; SMAX's episode_limit is 100)")
+    p.add_argument("--batch-size", type=int, default=128, help="episodes per learner batch")
+    p.add_argument("--runner-map", default="3m")
+    p.add_argument("--runner-envs", default="8,64", help="batch sizes of the runner benchmark")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats (median reported)")
+    p.add_argument("--runner-repeats", type=int, default=15, help="timed runner/raw repeats (median reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (0 = torch default)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jax-cache-dir", default=os.path.join(ROOT, "results", "jax_cache"),
+                   help="persistent XLA compile cache ('' = off)")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
+    a = p.parse_args(argv)
+
+    if a.torch_threads > 0:
+        torch.set_num_threads(a.torch_threads)
+    start = time.perf_counter()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    maps = [m for m in a.maps.split(",") if m]
+    agents = [x for x in a.agents.split(",") if x]
+    env_args = {"jax_cache_dir": a.jax_cache_dir}
+    cores = os.cpu_count()
+    import jax
+
+    print(NOISE_NOTE.format(cores=cores, repeats=a.repeats), flush=True)
+    print(f"torch threads: {torch.get_num_threads()}, learner batch {a.batch_size} x T={a.T}", flush=True)
+
+    infos = env_infos(maps, env_args)
+    learner: Dict[str, Any] = {}
+    for m in maps:
+        info = infos[m]
+        batch = fake_batch(info, a.batch_size, a.T, a.seed)
+        rows: Dict[str, Any] = {}
+        for agent in agents:
+            row: Dict[str, Any] = bench_learner(info, agent, batch, a.seed, a.warmup, a.repeats)
+            row["step_over_seq"] = row["step"]["ms_median"] / row["seq"]["ms_median"]
+            row["step_over_seq_tm"] = row["step"]["ms_median"] / row["seq_tm"]["ms_median"]
+            row.update(unroll_agreement(info, agent, batch, a.seed))
+            rows[agent] = row
+            print(f"[learner] {m} {agent}: " + ", ".join(f"{k} {row[k]['ms_median']:.1f} ms" for k in PATHS),
+                  flush=True)
+        for agent, row in rows.items():
+            ref = rows.get("rnn")
+            row["seq_over_rnn_seq"] = row["seq"]["ms_median"] / ref["seq"]["ms_median"] if ref else float("nan")
+        ratios = {}
+        if "rnn" in rows and "grsn" in rows:
+            r, g = rows["rnn"], rows["grsn"]
+            ratios = {"grsn_over_rnn_seq": g["seq"]["ms_median"] / r["seq"]["ms_median"],
+                      "grsn_over_rnn_step": g["step"]["ms_median"] / r["step"]["ms_median"],
+                      "grsn_over_rnn_seq_tm": g["seq_tm"]["ms_median"] / r["seq_tm"]["ms_median"],
+                      "grsn_seq_over_rnn_step": g["seq"]["ms_median"] / r["step"]["ms_median"]}
+        learner[m] = {"env_info": info, "agents": rows, "ratios": ratios}
+
+    runner_rows = []
+    for n in [int(x) for x in a.runner_envs.split(",") if x]:
+        r = bench_runner(a.runner_map, n, a.seed, a.warmup, a.runner_repeats, env_args)
+        print(f"[runner] {a.runner_map} x {n}: runner {r['runner_steps_per_s']:.0f} steps/s, raw "
+              f"{r['raw_steps_per_s']:.0f} steps/s", flush=True)
+        runner_rows.append(r)
+
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"), "note": NOISE_NOTE.format(cores=cores, repeats=a.repeats),
+        "torch": torch.__version__, "jax": jax.__version__, "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(), "cpu_count": cores, "device": "cpu",
+        "batch_size": a.batch_size, "T": a.T, "repeats": a.repeats, "runner_repeats": a.runner_repeats,
+        "warmup": a.warmup, "seed": a.seed,
+        "runner_map": a.runner_map, "loadavg_start": load_start,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()], "wall_s": time.perf_counter() - start,
+    }
+    res = {"meta": meta, "learner": learner, "runner": runner_rows}
+    md = markdown(res)
+    os.makedirs(a.out_dir, exist_ok=True)
+    with open(os.path.join(a.out_dir, "train_speed.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(a.out_dir, "train_speed.md"), "w") as f:
+        f.write(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
