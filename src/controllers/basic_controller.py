@@ -66,9 +66,9 @@ class BasicMAC:
         Starts from a fresh hidden state and feeds slot t the action taken at t - 1, exactly as
         the runner did while acting.
         """
-        onehot = batch.actions_onehot(self.n_actions)
-        last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)
-        inputs = self.build_inputs(batch.obs, last).transpose(0, 1)  # [T+1, B, agents, e]
+        onehot = batch.actions_onehot(self.n_actions).transpose(0, 1)          # [T, B, agents, n]
+        last = torch.cat([torch.zeros_like(onehot[:1]), onehot], dim=0)
+        inputs = self.build_inputs(batch.obs.transpose(0, 1), last)            # [T+1, B, agents, e]
         hidden = self.agent.init_hidden(batch.batch_size * self.n_agents)
         q, _ = self.agent.forward_seq(inputs, hidden)
         return q.transpose(0, 1)

@@ -42,39 +42,39 @@ class BatchRunner:
         info = self.env_info
         n, n_agents, n_actions = self.n_envs, info["n_agents"], info["n_actions"]
         batch = EpisodeBatch.zeros(n, self.episode_limit, n_agents, info["obs_shape"], info["state_shape"], n_actions)
+        # numpy views of the batch's CPU tensors: per-step writes stay cheap numpy indexing
+        buf = {k: v.numpy() for k, v in batch.as_dict().items()}
         data = self.env.reset()
         self.mac.init_hidden(n)
         device = self.args.device
         active = np.ones(n, dtype=bool)
         returns = np.zeros(n, dtype=np.float64)
-        lengths = np.zeros(n, dtype=np.int64)
         won = np.zeros(n, dtype=bool)
         last_onehot = torch.zeros(n, n_agents, n_actions, device=device)
-        t = 0
         for t in range(self.episode_limit):
-            self._write_slot(batch, t, data, active)
+            self._write_slot(buf, t, data, active)
             # finished envs still go through the (batched) forward pass; give them a valid mask
-            avail = torch.as_tensor(data["avail_actions"]).clone()
-            avail[torch.as_tensor(~active)] = 1
-            obs = torch.as_tensor(data["obs"], dtype=torch.float32)
-            actions = self.mac.act(obs.to(device), last_onehot, avail.to(device), self.t_env, test_mode)
+            avail = np.array(data["avail_actions"], dtype=np.uint8)
+            avail[~active] = 1
+            obs = torch.from_numpy(np.asarray(data["obs"], dtype=np.float32))
+            actions = self.mac.act(obs.to(device), last_onehot, torch.from_numpy(avail).to(device),
+                                   self.t_env, test_mode)
             actions_np = actions.cpu().numpy()
             data, reward, terminated, step_info = self.env.step(actions_np, active)
-            act_t = torch.as_tensor(active)
-            batch.actions[act_t, t] = actions.cpu()[act_t]
-            batch.reward[act_t, t] = torch.as_tensor(reward, dtype=torch.float32)[act_t]
-            batch.terminated[act_t, t] = torch.as_tensor(terminated, dtype=torch.float32)[act_t]
-            batch.filled[act_t, t] = 1.0
+            buf["actions"][active, t] = actions_np[active]
+            buf["reward"][active, t] = reward[active]
+            buf["terminated"][active, t] = terminated[active]
+            buf["filled"][active, t] = 1.0
             returns[active] += reward[active]
-            lengths[active] += 1
             done = active & (terminated | step_info["episode_limit"] | (t + 1 >= self.episode_limit))
             won |= done & step_info["battle_won"]
             last_onehot = torch.nn.functional.one_hot(actions, n_actions).float()
             if done.any():
-                self._write_slot(batch, t + 1, data, done)
+                self._write_slot(buf, t + 1, data, done)
             active = active & ~done
             if not active.any():
                 break
+        lengths = buf["filled"].sum(axis=1).astype(np.int64)
         if not test_mode:
             self.t_env += int(lengths.sum())
         stats = self.test_stats if test_mode else self.train_stats
@@ -88,12 +88,11 @@ class BatchRunner:
         return batch.truncate(max(int(lengths.max()), 1))
 
     @staticmethod
-    def _write_slot(batch: EpisodeBatch, t: int, data: Dict[str, np.ndarray], rows: np.ndarray) -> None:
+    def _write_slot(buf: Dict[str, np.ndarray], t: int, data: Dict[str, np.ndarray], rows: np.ndarray) -> None:
         """Store obs/state/avail of ``data`` at observation slot ``t`` for the ``rows`` envs."""
-        idx = torch.as_tensor(rows)
-        batch.obs[idx, t] = torch.as_tensor(data["obs"], dtype=torch.float32)[idx]
-        batch.state[idx, t] = torch.as_tensor(data["state"], dtype=torch.float32)[idx]
-        batch.avail_actions[idx, t] = torch.as_tensor(data["avail_actions"]).to(torch.uint8)[idx]
+        buf["obs"][rows, t] = data["obs"][rows]
+        buf["state"][rows, t] = data["state"][rows]
+        buf["avail_actions"][rows, t] = data["avail_actions"][rows]
 
     def log_stats(self, stats: Dict[str, List[float]], prefix: str) -> None:
         """Log mean return/win/length (and return std) of the collected episodes, then clear."""
