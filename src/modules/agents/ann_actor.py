@@ -12,6 +12,16 @@ from torch import Tensor, nn
 from modules.mlp import mlp
 
 
+def action_bound(max_action: Union[float, Sequence[float]], act_dim: int) -> Tensor:
+    """Symmetric action bounds ``[act_dim]`` from a float or a per-dimension sequence."""
+    max_a = torch.as_tensor(max_action, dtype=torch.float32).reshape(-1)
+    if max_a.numel() == 1:
+        max_a = max_a.repeat(act_dim)
+    if max_a.numel() != act_dim:
+        raise ValueError(f"max_action has {max_a.numel()} entries, expected {act_dim}")
+    return max_a
+
+
 class ANNActor(nn.Module):
     """Deterministic MLP policy ``obs [batch, obs_dim] -> action [batch, act_dim]``.
 
@@ -22,12 +32,7 @@ class ANNActor(nn.Module):
                  hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()
         self.net = mlp(obs_dim, hidden, act_dim)
-        max_a = torch.as_tensor(max_action, dtype=torch.float32).reshape(-1)
-        if max_a.numel() == 1:
-            max_a = max_a.repeat(act_dim)
-        if max_a.numel() != act_dim:
-            raise ValueError(f"max_action has {max_a.numel()} entries, expected {act_dim}")
-        self.register_buffer("max_action", max_a)
+        self.register_buffer("max_action", action_bound(max_action, act_dim))
 
     def forward(self, obs: Tensor) -> Tensor:
         """``obs [batch, obs_dim]`` -> ``[batch, act_dim]`` in ``[-max_action, max_action]``."""

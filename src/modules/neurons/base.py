@@ -32,12 +32,15 @@ class SpikingLayer(nn.Module):
     """Base class: decay ``beta`` (per neuron), threshold, reset mode, surrogate, recorders.
 
     Subclasses set ``default_reset``, ``default_beta_learnable``, ``state_names`` and
-    ``proj_dim`` and implement ``project``, ``integrate`` and ``step``.
+    ``n_projections`` (input products per neuron: the synapse ``linear`` maps
+    ``input_dim -> n_projections * hidden_dim = proj_dim``) and implement ``project``,
+    ``integrate`` and ``step``.
     """
 
     default_reset: str = "hard"
     default_beta_learnable: bool = False
     state_names: Tuple[str, ...] = ("uhat",)
+    n_projections: int = 1
 
     def __init__(self, input_dim: int, hidden_dim: int, threshold: float = 1.0,
                  beta_init: float = 0.5, beta_learnable: Optional[bool] = None,
@@ -77,6 +80,8 @@ class SpikingLayer(nn.Module):
             self.beta_raw = nn.Parameter(torch.full((self.hidden_dim,), raw))
         else:
             self.register_buffer("beta_fixed", torch.full((self.hidden_dim,), beta_init))
+        self.proj_dim = self.n_projections * self.hidden_dim
+        self.linear = nn.Linear(self.input_dim, self.proj_dim)
         # neuron steps that make one decision (set by agents that rate-code without TAP)
         self.steps_per_decision = 1
         self._recorders: List = []  # filled by recording.SpikeRecorder; empty = no cost
@@ -143,8 +148,9 @@ class SpikingLayer(nn.Module):
         return o, uhat
 
     def project(self, x: Tensor) -> Tensor:
-        """Input products for any leading shape: ``x[..., input_dim] -> pre[..., proj_dim]``."""
-        raise NotImplementedError
+        """Input products for any leading shape: ``x[..., input_dim] -> pre[..., proj_dim]``
+        (LIF: currents ``W x + b``; GRSN: gate pre-activations ``[W_f; W_i] x + b``)."""
+        return self.linear(x)
 
     def integrate(self, pre: Tensor, state: State) -> Tuple[Tensor, State]:
         """Run the recursion over projected inputs ``pre[T, batch, proj_dim]`` (fused kernel)."""

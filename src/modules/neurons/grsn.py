@@ -15,11 +15,10 @@ only the element-wise recursions of ``c`` and ``u`` run step by step (fused kern
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .base import SpikingLayer, State
 from .scan import gated_scan, membrane_scan
@@ -31,19 +30,7 @@ class GRSNLayer(SpikingLayer):
     default_reset = "soft"
     default_beta_learnable = True
     state_names = ("c", "uhat")
-
-    def __init__(self, input_dim: int, hidden_dim: int, threshold: float = 1.0,
-                 beta_init: float = 0.5, beta_learnable: Optional[bool] = None,
-                 surrogate_alpha: float = 2.0, reset: Optional[str] = None,
-                 surrogate: str = "atan") -> None:
-        super().__init__(input_dim, hidden_dim, threshold, beta_init, beta_learnable,
-                         surrogate_alpha, reset, surrogate)
-        self.linear = nn.Linear(self.input_dim, 2 * self.hidden_dim)
-        self.proj_dim = 2 * self.hidden_dim
-
-    def project(self, x: Tensor) -> Tensor:
-        """Gate pre-activations ``[W_f; W_i] x + b``: ``x[..., input_dim] -> [..., 2 * hidden]``."""
-        return F.linear(x, self.linear.weight, self.linear.bias)
+    n_projections = 2
 
     def _gates(self, pre: Tensor) -> Tuple[Tensor, Tensor]:
         """``(f, (1 - f) * j)`` from pre-activations ``[..., 2 * hidden]``, each ``[..., hidden]``."""

@@ -11,10 +11,9 @@ parameter). State: ``(uhat,)``, each ``[batch, hidden]``.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .base import SpikingLayer, State
 from .scan import membrane_scan
@@ -26,19 +25,6 @@ class LIFLayer(SpikingLayer):
     default_reset = "hard"
     default_beta_learnable = False
     state_names = ("uhat",)
-
-    def __init__(self, input_dim: int, hidden_dim: int, threshold: float = 1.0,
-                 beta_init: float = 0.5, beta_learnable: Optional[bool] = None,
-                 surrogate_alpha: float = 2.0, reset: Optional[str] = None,
-                 surrogate: str = "atan") -> None:
-        super().__init__(input_dim, hidden_dim, threshold, beta_init, beta_learnable,
-                         surrogate_alpha, reset, surrogate)
-        self.linear = nn.Linear(self.input_dim, self.hidden_dim)
-        self.proj_dim = self.hidden_dim
-
-    def project(self, x: Tensor) -> Tensor:
-        """Input currents ``c = W x + b``: ``x[..., input_dim] -> [..., hidden]``."""
-        return F.linear(x, self.linear.weight, self.linear.bias)
 
     def integrate(self, pre: Tensor, state: State) -> Tuple[Tensor, State]:
         """Membrane recursion over currents ``pre[T, batch, hidden]`` -> spikes ``[T, batch, hidden]``."""

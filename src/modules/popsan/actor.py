@@ -20,6 +20,7 @@ from modules.popsan.decoder import PopulationDecoder
 from modules.popsan.encoder import PopulationEncoder
 from modules.popsan.neurons import POPSAN_NEURONS, PopSANNeuron
 from utils.registry import lookup
+from modules.agents.ann_actor import action_bound
 
 
 class SpikingLayer(nn.Module):
@@ -65,12 +66,7 @@ class SpikingActor(nn.Module):
             SpikingLayer(sizes[i], sizes[i + 1], neuron_cls(surrogate_width=surrogate_width))
             for i in range(len(sizes) - 1))
         self.decoder = PopulationDecoder(act_dim, dec_pop)
-        max_a = torch.as_tensor(max_action, dtype=torch.float32).reshape(-1)
-        if max_a.numel() == 1:
-            max_a = max_a.repeat(act_dim)
-        if max_a.numel() != act_dim:
-            raise ValueError(f"max_action has {max_a.numel()} entries, expected {act_dim}")
-        self.register_buffer("max_action", max_a)
+        self.register_buffer("max_action", action_bound(max_action, act_dim))
 
     def forward_with_rates(self, obs: Tensor) -> Tuple[Tensor, List[Tensor]]:
         """Action ``[batch, act_dim]`` and each spiking layer's firing rate ``[batch, n_l]``.
