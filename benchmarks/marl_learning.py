@@ -122,7 +122,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.makedirs(job["root"], exist_ok=True)
             job["log"] = open(os.path.join(job["root"], "stdout.log"), "w")
             job["start"] = time.time()
-            job["proc"] = subprocess.Popen(job["cmd"], stdout=job["log"], stderr=subprocess.STDOUT, env=env)
+            # a background shell starts children with SIGINT ignored; restore it so --deadline-s works
+            job["proc"] = subprocess.Popen(job["cmd"], stdout=job["log"], stderr=subprocess.STDOUT, env=env,
+                                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             running.append(job)
         time.sleep(2)
         for job in list(running):

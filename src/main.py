@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -84,6 +85,10 @@ def make_experiment(config: Dict[str, Any]):
     return ex
 
 
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one experiment; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -116,6 +121,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.console.info(f"run '{args.run}' | {alg} on {env} | token {args.unique_token}")
         run_fn(args, logger)
 
+    # `kill` (SIGTERM) stops a run like Ctrl-C: the sacred record is closed as INTERRUPTED and
+    # the run loop saves a last checkpoint
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         ex.run()
     except USER_ERRORS as exc:
