@@ -78,3 +78,30 @@ def test_mmm2_on_smax_explains_it_needs_starcraft(tmp_path):
     out = _main("env_args.map_name=MMM2", f"local_results_path={tmp_path}")
     assert out.returncode != 0
     assert "MMM2" in out.stderr and "sc2" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_the_record_and_a_checkpoint(tmp_path):
+    """A run stopped with `kill` is closed as INTERRUPTED and saves a last checkpoint."""
+    import signal
+    import time
+
+    res = tmp_path / "results"
+    cmd = [sys.executable, MAIN, "--config=qmix", "--env-config=smax", "with", *TINY, "t_max=10000000",
+           f"local_results_path={res}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 300
+    infos = []
+    while time.time() < deadline:  # wait until training has logged something
+        infos = glob.glob(str(res / "sacred" / "smax" / "3m" / "*" / "*" / "info.json"))
+        if infos and "return_mean" in json.load(open(infos[0])):
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    run = json.load(open(os.path.join(os.path.dirname(infos[0]), "run.json")))
+    assert run["status"] == "INTERRUPTED", out[-2000:]
+    steps = os.listdir(glob.glob(str(res / "models" / "*"))[0])
+    assert any(int(s) > 0 for s in steps)
