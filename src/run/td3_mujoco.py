@@ -11,9 +11,6 @@ best evaluation so far: the paper's "max average return"), ``return_mean``, ``ep
 ``critic_loss``, ``actor_loss``, ``q_taken_mean``, ``target_mean``, ``proxy_loss``,
 ``proxy_loss_first``, ``test_firing_rate`` (snn/proxy), ``steps_per_sec``.
 
-``torch_threads > 0`` sets torch's intra-op threads (these small networks run fastest on one
-thread; on a shared 2-core machine two threads were several times slower).
-
 Checkpoints (``save_model``): ``actor.pt`` (the deployable actor, nothing else) and
 ``train_state.pt`` (critic, targets or proxy, optimisers). ``checkpoint_path`` resumes training
 from them (the replay buffer is not saved: it refills before updates restart); with
@@ -113,8 +110,6 @@ class _Tester:
 def run_td3_mujoco(args: Any, logger: Any) -> None:
     """Train (or with ``evaluate=True`` evaluate) TD3 on ``env_args.key``; see the module doc."""
     mode = check_args(args)
-    if int(getattr(args, "torch_threads", 0)) > 0:
-        torch.set_num_threads(int(args.torch_threads))
     env = _make_env(args, int(args.seed))
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
