@@ -151,7 +151,8 @@ def _log_test(logger: Any, returns: List[float], lengths: List[int], t_env: int)
 
 def run_po_rl(args: Any, logger: Any) -> None:
     """Train (or with ``evaluate=True`` evaluate) on ``env_args.key``; see the module docstring."""
-    from utils.checkpoint import find_checkpoint, load_checkpoint, model_dir_for, save_checkpoint
+    from utils.checkpoint import (checkpoint_on_interrupt, find_checkpoint, load_checkpoint, model_dir_for,
+                              save_checkpoint)
 
     check_args(args)
     device = _device(args)
@@ -205,56 +206,61 @@ def run_po_rl(args: Any, logger: Any) -> None:
     start_time = last_time = time.time()
     start_t = last_t = t_env
 
-    while True:
-        if t_env - last_test >= test_interval or t_env >= t_max:
-            returns, lengths = evaluate(test_runner, int(args.test_nepisode))
-            _log_test(logger, returns, lengths, t_env)
-            last_test = t_env
-        if t_env - last_log >= log_interval or t_env >= t_max:
-            now = time.time()
-            if t_env > last_t:
-                logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
-            done_frac = (t_env - start_t) / max(t_max - start_t, 1)
-            left = (now - start_time) * (1 - done_frac) / done_frac if done_frac > 0 else float("nan")
-            logger.console.info(f"t_env: {t_env} / {t_max}; time passed {now - start_time:.0f}s, "
-                                f"estimated left {left:.0f}s")
-            logger.print_recent_stats()
-            last_log, last_time, last_t = t_env, now, t_env
-        if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env >= t_max) \
-                and t_env > 0:
-            path = save_checkpoint(model_dir, t_env, learner.parts())
-            logger.console.info(f"saved checkpoint {path}")
-            last_save = t_env
-        if t_env >= t_max:
-            break
+    def save_now() -> None:  # reads the loop's current t_env
+        if t_env > 0:
+            save_checkpoint(model_dir, t_env, learner.parts())
 
-        ep = runner.run("random" if episode < n_random else "explore")
-        replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
-        n = int(ep["rew"].shape[0])
-        t_env += n
-        episode += 1
-        ep_returns.append(float(ep["rew"].sum()))
-        ep_lengths.append(n)
+    with checkpoint_on_interrupt(save_now, enabled=bool(args.save_model)):
+        while True:
+            if t_env - last_test >= test_interval or t_env >= t_max:
+                returns, lengths = evaluate(test_runner, int(args.test_nepisode))
+                _log_test(logger, returns, lengths, t_env)
+                last_test = t_env
+            if t_env - last_log >= log_interval or t_env >= t_max:
+                now = time.time()
+                if t_env > last_t:
+                    logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
+                done_frac = (t_env - start_t) / max(t_max - start_t, 1)
+                left = (now - start_time) * (1 - done_frac) / done_frac if done_frac > 0 else float("nan")
+                logger.console.info(f"t_env: {t_env} / {t_max}; time passed {now - start_time:.0f}s, "
+                                    f"estimated left {left:.0f}s")
+                logger.print_recent_stats()
+                last_log, last_time, last_t = t_env, now, t_env
+            if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env >= t_max) \
+                    and t_env > 0:
+                path = save_checkpoint(model_dir, t_env, learner.parts())
+                logger.console.info(f"saved checkpoint {path}")
+                last_save = t_env
+            if t_env >= t_max:
+                break
 
-        if episode >= n_random:
-            updates_owed += float(args.po_updates_per_step) * n
-            while updates_owed >= 1.0:
-                stats = learner.train(replay.sample(batch_size, seq_len, device=device))
-                for k, v in stats.items():
-                    train_stats[k].append(v)
-                updates_owed -= 1.0
+            ep = runner.run("random" if episode < n_random else "explore")
+            replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
+            n = int(ep["rew"].shape[0])
+            t_env += n
+            episode += 1
+            ep_returns.append(float(ep["rew"].sum()))
+            ep_lengths.append(n)
 
-        if t_env - last_runner_log >= runner_log and ep_returns:
-            logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
-            logger.log_stat("return_std", float(np.std(ep_returns)), t_env)
-            logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
-            logger.log_stat("episode", episode, t_env)
-            ep_returns, ep_lengths = [], []
-            last_runner_log = t_env
-        if t_env - last_learner_log >= learner_log and train_stats:
-            for k, vals in train_stats.items():
-                finite = [v for v in vals if np.isfinite(v)]
-                if finite:
-                    logger.log_stat(k, float(np.mean(finite)), t_env)
-            train_stats = defaultdict(list)
-            last_learner_log = t_env
+            if episode >= n_random:
+                updates_owed += float(args.po_updates_per_step) * n
+                while updates_owed >= 1.0:
+                    stats = learner.train(replay.sample(batch_size, seq_len, device=device))
+                    for k, v in stats.items():
+                        train_stats[k].append(v)
+                    updates_owed -= 1.0
+
+            if t_env - last_runner_log >= runner_log and ep_returns:
+                logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
+                logger.log_stat("return_std", float(np.std(ep_returns)), t_env)
+                logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
+                logger.log_stat("episode", episode, t_env)
+                ep_returns, ep_lengths = [], []
+                last_runner_log = t_env
+            if t_env - last_learner_log >= learner_log and train_stats:
+                for k, vals in train_stats.items():
+                    finite = [v for v in vals if np.isfinite(v)]
+                    if finite:
+                        logger.log_stat(k, float(np.mean(finite)), t_env)
+                train_stats = defaultdict(list)
+                last_learner_log = t_env

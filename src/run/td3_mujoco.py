@@ -27,7 +27,8 @@ import torch
 
 from components.transition_replay import TransitionReplay
 from learners.td3_mujoco import TD3MujocoLearner, resolve_mode
-from utils.checkpoint import find_checkpoint, load_checkpoint, model_dir_for, save_checkpoint
+from utils.checkpoint import (checkpoint_on_interrupt, find_checkpoint, load_checkpoint, model_dir_for,
+                              save_checkpoint)
 
 
 def _make_env(args: Any, seed: int):
@@ -159,56 +160,60 @@ def run_td3_mujoco(args: Any, logger: Any) -> None:
 
     obs, _ = env.reset()
     ep_ret, ep_len = 0.0, 0
-    while t_env < t_max:
-        if t_env < int(args.start_steps):
-            action = env.action_space.sample()
-        else:
-            action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
-            action = np.clip(action, -max_action, max_action).astype(np.float32)
-        next_obs, rew, terminated, truncated, _ = env.step(action)
-        replay.add(obs, action, float(rew), next_obs, bool(terminated))
-        obs = next_obs
-        ep_ret += float(rew)
-        ep_len += 1
-        t_env += 1
-        if terminated or truncated:
-            ep_returns.append(ep_ret)
-            ep_lengths.append(ep_len)
-            episode += 1
-            obs, _ = env.reset()
-            ep_ret, ep_len = 0.0, 0
+    def save_now() -> None:  # reads the loop's current t_env
+        save_checkpoint(model_dir, t_env, {**learner.deploy_parts(), **learner.train_parts()})
 
-        if t_env >= int(args.start_steps) and len(replay) >= batch_size:
-            for k, v in learner.train_step(replay.sample(batch_size, learner.device)).items():
-                train_stats[k].append(v)
+    with checkpoint_on_interrupt(save_now, enabled=bool(args.save_model)):
+        while t_env < t_max:
+            if t_env < int(args.start_steps):
+                action = env.action_space.sample()
+            else:
+                action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
+                action = np.clip(action, -max_action, max_action).astype(np.float32)
+            next_obs, rew, terminated, truncated, _ = env.step(action)
+            replay.add(obs, action, float(rew), next_obs, bool(terminated))
+            obs = next_obs
+            ep_ret += float(rew)
+            ep_len += 1
+            t_env += 1
+            if terminated or truncated:
+                ep_returns.append(ep_ret)
+                ep_lengths.append(ep_len)
+                episode += 1
+                obs, _ = env.reset()
+                ep_ret, ep_len = 0.0, 0
 
-        if t_env - last_test >= int(args.test_interval) or t_env == t_max:
-            last_test = t_env
-            tester(t_env)
+            if t_env >= int(args.start_steps) and len(replay) >= batch_size:
+                for k, v in learner.train_step(replay.sample(batch_size, learner.device)).items():
+                    train_stats[k].append(v)
 
-        if t_env - last_log >= int(args.log_interval) or t_env == t_max:
-            now = time.time()
-            sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
-            logger.log_stat("steps_per_sec", sps, t_env)
-            t_log_wall, t_log_env = now, t_env
-            logger.log_stat("episode", episode, t_env)
-            if ep_returns:
-                logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
-                logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
-            for k, vals in train_stats.items():
-                logger.log_stat(k, float(np.mean(vals)), t_env)
-            train_stats.clear()
-            ep_returns, ep_lengths = [], []
-            last_log = t_env
-            logger.print_recent_stats()
-            elapsed = now - t_start_run
-            logger.console.info(f"t_env {t_env}/{t_max} | {elapsed:.0f}s elapsed | {sps:.1f} env steps/s "
-                                f"since the last log")
+            if t_env - last_test >= int(args.test_interval) or t_env == t_max:
+                last_test = t_env
+                tester(t_env)
 
-        if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env == t_max):
-            last_save = t_env
-            path = save_checkpoint(model_dir, t_env, {**learner.deploy_parts(), **learner.train_parts()})
-            logger.console.info(f"saved checkpoint {path}")
+            if t_env - last_log >= int(args.log_interval) or t_env == t_max:
+                now = time.time()
+                sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
+                logger.log_stat("steps_per_sec", sps, t_env)
+                t_log_wall, t_log_env = now, t_env
+                logger.log_stat("episode", episode, t_env)
+                if ep_returns:
+                    logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
+                    logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
+                for k, vals in train_stats.items():
+                    logger.log_stat(k, float(np.mean(vals)), t_env)
+                train_stats.clear()
+                ep_returns, ep_lengths = [], []
+                last_log = t_env
+                logger.print_recent_stats()
+                elapsed = now - t_start_run
+                logger.console.info(f"t_env {t_env}/{t_max} | {elapsed:.0f}s elapsed | {sps:.1f} env steps/s "
+                                    f"since the last log")
+
+            if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env == t_max):
+                last_save = t_env
+                path = save_checkpoint(model_dir, t_env, {**learner.deploy_parts(), **learner.train_parts()})
+                logger.console.info(f"saved checkpoint {path}")
 
     logger.console.info(f"finished: best test return {tester.best:.2f}")
     env.close()

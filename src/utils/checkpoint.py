@@ -1,8 +1,9 @@
 """Saving and loading checkpoints: ``<model_dir>/<t_env>/<part>.pt`` for each part."""
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 import torch
 
@@ -66,3 +67,15 @@ def load_checkpoint(step_dir: str, parts: Dict[str, Any], map_location: Any = "c
             continue
         state = torch.load(path, map_location=map_location, weights_only=False)
         part.load_state_dict(state)
+
+
+@contextlib.contextmanager
+def checkpoint_on_interrupt(save: Callable[[], object], enabled: bool) -> Iterator[None]:
+    """Run a training loop; if it stops with an exception (Ctrl-C, SIGTERM, a crash), call
+    ``save()`` (when ``enabled``) before the exception propagates, so no training is lost."""
+    try:
+        yield
+    except BaseException:
+        if enabled:
+            save()
+        raise
