@@ -18,11 +18,11 @@ is the QMIX mixer per environment step.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
+from report import write_report  # noqa: E402  (benchmarks/report.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -229,12 +229,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "for GRSN (layers of the authors' networks that section 7 does not describe), which, with "
         "the near-silent fresh GRSN cores, puts our GRSN/GRU ratio near 32 % instead of the paper's "
         "43-44 %.", ""])
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "energy.json"), "w") as f:
-        json.dump({"rows": rows, "detail": detail, "structural": structural, "decisions": a.decisions}, f, indent=2, default=float)
-    with open(os.path.join(a.out, "energy.md"), "w") as f:
-        f.write(md)
-    print(md)
+    write_report(a.out, "energy", {"rows": rows, "detail": detail, "structural": structural,
+                                   "decisions": a.decisions}, md)
     return 0
 
 

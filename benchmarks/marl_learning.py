@@ -19,6 +19,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+from report import write_report  # noqa: E402  (benchmarks/report.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -167,13 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
                          f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | "
                          f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} |")
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, f"{a.tag}.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    table = "\n".join(lines)
-    with open(os.path.join(a.out, f"{a.tag}.md"), "w") as f:
-        f.write(table + "\n")
-    print(table)
+    write_report(a.out, a.tag, results, "\n".join(lines))
     return 0 if all(j.get("interrupted") or j["proc"].returncode == 0 for j in jobs if "proc" in j) else 1
 
 

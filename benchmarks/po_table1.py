@@ -11,7 +11,9 @@ The final return is the last deterministic evaluation (``test_nepisode`` = 10 ep
     python benchmarks/po_table1.py --cores gru,grsn --envs CartPole-V --seeds 1 \
         --cartpole-steps 3000 --tag po_table1_small                 # a small check
 
-Writes ``benchmarks/results/<tag>.json`` (every run's curve and final return, the summary) and
+Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<s>_t<t_max>.json``;
+``--resume`` reuses those, so a grid can be split over several sessions. Writes
+``benchmarks/results/<tag>.json`` (every run's curve and final return, the summary) and
 ``benchmarks/results/<tag>.md`` (the table beside the paper's numbers).
 """
 from __future__ import annotations
@@ -59,6 +61,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     overrides = [f"agent={job['core']}", f"env_args.key={job['env']}", f"seed={job['seed']}",
                  f"t_max={job['t_max']}", f"save_model={job['save_model']}",
                  f"local_results_path={job['results_path']}", f"device={job['device']}"]
+    if job["core"] == "mlp" and job.get("mlp_obs_only"):
+        overrides += ["po_action_embed=0", "po_reward_embed=0"]  # the Markovian baseline of Ni et al.
     overrides += list(job["extra"])
     kwargs = {"config_dir": job["config_dir"]} if job["config_dir"] else {}
     config = build_config(job["algo"], "pomdp", overrides, **kwargs)
@@ -78,7 +82,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
         error = f"{type(exc).__name__}: {exc}"
     wall = time.time() - start
     tests = logger.stats.get("test_return_mean", [])
-    out = {k: job[k] for k in ("algo", "env", "core", "seed", "t_max")}
+    out = {k: job[k] for k in ("algo", "env", "core", "seed", "t_max", "mlp_obs_only")}
     out.update({"wall_time_s": wall, "error": error,
                 "test_T": [t for t, _ in tests], "test_return_mean": [v for _, v in tests],
                 "final_return": tests[-1][1] if tests and error is None else None,
@@ -87,6 +91,12 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
            f"in {wall:.0f}s" + (f" ERROR {error}" if error else ""))
     print(msg, flush=True)
     return out
+
+
+def run_name(job: Dict[str, Any]) -> str:
+    """File name of one run's result: ``<env>_<core>_seed<seed>_t<t_max>``."""
+    tag = "_obsonly" if job["core"] == "mlp" and job.get("mlp_obs_only") else ""
+    return f"{job['env']}_{job['core']}{tag}_seed{job['seed']}_t{job['t_max']}"
 
 
 def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Any]]]:
@@ -144,6 +154,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--save-model", action="store_true", help="keep each run's final checkpoint")
     p.add_argument("--results-path", default=os.path.join(ROOT, "results", "po_table1"))
     p.add_argument("--config-dir", default="", help="config folder (default: the project's config/)")
+    p.add_argument("--mlp-obs-only", action="store_true",
+                   help="mlp core sees only the current observation (no previous action/reward), like "
+                        "the Markovian baseline of Ni et al. 2022; default: same inputs as the other cores")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse finished runs found under <results-path>/runs/ (same env/core/seed/t_max)")
     p.add_argument("--tag", default="po_table1", help="output name under benchmarks/results/")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra config overrides for every run (e.g. test_interval=2000)")
@@ -155,19 +170,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     budgets = {e: a.pendulum_steps if e.startswith("Pendulum") else a.cartpole_steps for e in envs}
     jobs = [{"algo": algo_for(e), "env": e, "core": c, "seed": s, "t_max": budgets[e],
              "threads": a.threads, "device": a.device, "save_model": bool(a.save_model),
-             "results_path": a.results_path, "extra": a.set, "config_dir": a.config_dir}
+             "results_path": a.results_path, "extra": a.set, "config_dir": a.config_dir,
+             "mlp_obs_only": bool(a.mlp_obs_only)}
             for e in envs for c in cores for s in seeds]
-    print(f"{len(jobs)} runs, {a.parallel} at a time", flush=True)
+    run_dir = os.path.join(a.results_path, "runs")
+    os.makedirs(run_dir, exist_ok=True)
+    done: List[Dict[str, Any]] = []
+    todo = []
+    for j in jobs:
+        path = os.path.join(run_dir, run_name(j) + ".json")
+        if a.resume and os.path.exists(path):
+            with open(path) as f:
+                done.append(json.load(f))
+        else:
+            todo.append(j)
+    print(f"{len(jobs)} runs ({len(done)} already done), {a.parallel} at a time", flush=True)
     start = time.time()
+    runs = list(done)
+
+    def keep(r: Dict[str, Any]) -> None:  # each finished run is on disk at once (see --resume)
+        with open(os.path.join(run_dir, run_name(r) + ".json"), "w") as f:
+            json.dump(r, f)
+        runs.append(r)
+
     if a.parallel <= 1:
-        runs = [run_one(j) for j in jobs]
+        for j in todo:
+            keep(run_one(j))
     else:
         with mp.get_context("spawn").Pool(a.parallel) as pool:
-            runs = pool.map(run_one, jobs, chunksize=1)
+            for r in pool.imap_unordered(run_one, todo, chunksize=1):
+                keep(r)
     summary = summarise(runs)
     out_dir = os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(out_dir, exist_ok=True)
     record = {"envs": envs, "cores": cores, "seeds": seeds, "budgets": budgets, "overrides": a.set,
+              "mlp_obs_only": bool(a.mlp_obs_only),
               "device": a.device, "wall_time_s": time.time() - start, "paper": PAPER,
               "summary": summary, "runs": runs}
     with open(os.path.join(out_dir, f"{a.tag}.json"), "w") as f:

@@ -22,7 +22,6 @@ Timings are medians over ``--repeats`` after ``--warmup`` untimed calls. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -42,6 +41,7 @@ from controllers.basic_controller import BasicMAC  # noqa: E402
 from learners.q_learner import QLearner  # noqa: E402
 from runners.batch_runner import BatchRunner  # noqa: E402
 from utils.config import build_config  # noqa: E402
+from report import write_report  # noqa: E402  (benchmarks/report.py)
 
 NOISE_NOTE = ("CPU only, on a small shared machine ({cores} cores visible, other jobs running): "
               "absolute times are noisy; medians of {repeats} repeats, compare ratios within this run.")
@@ -384,12 +384,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     res = {"meta": meta, "learner": learner, "runner": runner_rows}
     md = markdown(res)
-    os.makedirs(a.out_dir, exist_ok=True)
-    with open(os.path.join(a.out_dir, "train_speed.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    with open(os.path.join(a.out_dir, "train_speed.md"), "w") as f:
-        f.write(md)
-    print(md)
+    write_report(a.out_dir, "train_speed", res, md)
     return 0
 
 
