@@ -76,3 +76,22 @@ def test_wrong_learner_for_action_space_is_an_error(tmp_path):
 def test_unknown_core_lists_valid_names(tmp_path):
     with pytest.raises(KeyError, match="grsn"):
         run_po_rl(po_args(tmp_path, agent="rnn"), Logger())
+
+
+def test_resume_continues_from_the_checkpoint_step(tmp_path):
+    torch.manual_seed(0)
+    run_po_rl(po_args(tmp_path, t_max=150), Logger())
+    model_dir = os.path.join(str(tmp_path), "models", "smoke")
+    first = max(int(d) for d in os.listdir(model_dir))
+    logger = Logger()
+    run_po_rl(po_args(tmp_path, t_max=first + 100, checkpoint_path=model_dir), logger)
+    tests = _series(logger, "test_return_mean")
+    assert tests[0] == first and tests[-1] >= first + 100
+    assert max(int(d) for d in os.listdir(model_dir)) >= first + 100
+
+
+def test_spiking_core_without_tap_runs(tmp_path):
+    torch.manual_seed(0)
+    logger = Logger()
+    run_po_rl(po_args(tmp_path, agent="lif", tap=False, snn_T=3, t_max=120, save_model=False), logger)
+    assert logger.stats["critic_loss"] and logger.stats["test_return_mean"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
-from torch import Tensor
-
 import torch
+from torch import Tensor
 
 from modules.agents.po_actor import SequenceModel
 from modules.mlp import mlp
