@@ -25,13 +25,3 @@ def lookup(registry: Mapping[str, Any], key: str, what: str) -> Any:
 
 class MissingDependencyError(ImportError):
     """An optional dependency needed by a chosen registry entry is not installed."""
-
-
-def require(module: str, hint: str) -> Any:
-    """Import ``module`` or raise MissingDependencyError carrying an install hint."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(f"'{module}' is not installed ({exc}). {hint}") from exc
