@@ -5,6 +5,15 @@ time), then reads each sacred run's info.json and writes
 ``benchmarks/results/<tag>.json`` and ``<tag>.md``:
 
     python benchmarks/marl_learning.py --agents rnn,grsn --maps 3m --seeds 1,2,3 --t-max 200000
+
+``--variant NAME KEY=VALUE ...`` (repeatable) runs every (agent, map, seed) once per variant
+with those extra overrides, side by side; e.g. the training-speed before/after comparison
+(pymarl2-style per-step unroll and per-env stepping vs the sequence unroll and vmapped SMAX),
+stopping each run when it first reaches the level:
+
+    python benchmarks/marl_learning.py --agents rnn --seeds 1 --t-max 400000 --tag speed_to_win_3m \
+        --variant before mac_unroll=stepwise env_args.vectorized=False --variant after \
+        --stop-at-level
 """
 from __future__ import annotations
 
@@ -46,6 +55,15 @@ def read_run(sacred_root: str) -> Dict[str, Any]:
     return {"info": info, "status": status, "run_dir": run_dir}
 
 
+def wall_time_to_reach(info: Dict[str, Any], level: float) -> Optional[float]:
+    """Seconds of training (tests included) until the first test win rate >= ``level``, read
+    from the ``elapsed_s`` stat logged at every test (None if never reached or not logged)."""
+    t_reach = steps_to_reach(info["test_battle_won_mean_T"], info["test_battle_won_mean"], level)
+    if t_reach is None or "elapsed_s" not in info:
+        return None
+    return float(dict(zip(info["elapsed_s_T"], info["elapsed_s"])).get(t_reach, float("nan")))
+
+
 def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
     """Mean/std of final test win rate and return, steps and wall time to ``level`` win rate."""
     finals_win = [r["info"]["test_battle_won_mean"][-1] for r in runs]
@@ -54,12 +72,16 @@ def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
              for r in runs]
     walls = [r["wall_time_s"] for r in runs]
     reached = [s for s in reach if s is not None]
+    wall_reach = [wall_time_to_reach(r["info"], level) for r in runs]
+    reached_wall = [w for w in wall_reach if w is not None]
     return {
         "n_seeds": len(runs),
         "final_test_win_mean": float(np.mean(finals_win)), "final_test_win_std": float(np.std(finals_win)),
         "final_test_return_mean": float(np.mean(finals_ret)), "final_test_return_std": float(np.std(finals_ret)),
         "steps_to_level": reach, "seeds_reaching_level": len(reached),
         "median_steps_to_level": float(np.median(reached)) if reached else None,
+        "wall_s_to_level": wall_reach,
+        "median_wall_s_to_level": float(np.median(reached_wall)) if reached_wall else None,
         "wall_time_s_mean": float(np.mean(walls)),
         "final_T": [int(r["info"]["test_battle_won_mean_T"][-1]) for r in runs],
         "truncated_runs": sum(bool(r.get("truncated")) for r in runs),
@@ -82,20 +104,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--tag", default="marl_learning")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--work", default=os.path.join(ROOT, "results", "bench"))
+    p.add_argument("--variant", nargs="+", action="append", default=None, metavar="NAME_THEN_KEY=VALUE",
+                   help="a named set of extra overrides (repeatable): every run is done once per variant")
+    p.add_argument("--stop-at-level", action="store_true",
+                   help="stop each run at its first test reaching --level (stop_at_test_win_rate)")
     p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
     a = p.parse_args(argv)
+    variants = [(v[0], v[1:]) for v in a.variant] if a.variant else [("", [])]
+    for name, overrides in variants:
+        bad = [o for o in overrides if "=" not in o]
+        if "=" in name or bad:
+            p.error(f"--variant takes a name then KEY=VALUE overrides, got {[name] + overrides}")
+    extra = [w for w in a.with_args if w != "with"]
+    if a.stop_at_level:
+        extra.append(f"stop_at_test_win_rate={a.level}")
 
     jobs = []
+    groups = []  # (map, label) in table order; label = agent or agent/variant
     for m in a.maps.split(","):
         for agent in a.agents.split(","):
-            for seed in a.seeds.split(","):
-                root = os.path.join(a.work, a.tag, f"{m}_{agent}_s{seed}")
-                cmd = [sys.executable, os.path.join(ROOT, "src", "main.py"), f"--config={a.config}",
-                       "--env-config=smax", "with", f"agent={agent}", f"env_args.map_name={m}",
-                       f"seed={seed}", f"t_max={a.t_max}", f"test_interval={a.test_interval}",
-                       f"log_interval={a.test_interval * 5}", "save_model=False",
-                       f"local_results_path={root}", *[w for w in a.with_args if w != "with"]]
-                jobs.append({"map": m, "agent": agent, "seed": int(seed), "root": root, "cmd": cmd})
+            for vname, overrides in variants:
+                label = f"{agent}/{vname}" if vname else agent
+                groups.append((m, label))
+                for seed in a.seeds.split(","):
+                    root = os.path.join(a.work, a.tag, f"{m}_{label.replace('/', '_')}_s{seed}")
+                    cmd = [sys.executable, os.path.join(ROOT, "src", "main.py"), f"--config={a.config}",
+                           "--env-config=smax", "with", f"agent={agent}", f"env_args.map_name={m}",
+                           f"seed={seed}", f"t_max={a.t_max}", f"test_interval={a.test_interval}",
+                           f"log_interval={a.test_interval * 5}", "save_model=False",
+                           f"local_results_path={root}", *extra, *overrides]
+                    jobs.append({"map": m, "agent": label, "seed": int(seed), "root": root, "cmd": cmd})
 
     pending = []
     for job in jobs:  # resume: a run that already completed under its folder is read, not re-run
@@ -138,36 +176,37 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     results: Dict[str, Any] = {"config": vars(a), "groups": {}}
     lines = [f"| map | agent | seeds | final test win % | final test return | seeds reaching {a.level:.0%} | "
-             f"median steps to {a.level:.0%} | env steps reached | wall time / run (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for m in a.maps.split(","):
-        for agent in a.agents.split(","):
-            group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
-            runs = []
-            for j in group:
-                failed = "proc" in j and j["proc"].returncode != 0 and not j.get("interrupted")
-                if failed or ("proc" not in j and not j.get("reused")):
-                    print(f"run failed: {j['cmd']} (see {j['root']}/stdout.log)", file=sys.stderr)
-                    continue
-                run = read_run(j["root"])
-                run["wall_time_s"] = j["wall_time_s"]
-                run["truncated"] = bool(j.get("interrupted"))
-                run["seed"] = j["seed"]
-                if not run["info"].get("test_battle_won_mean"):
-                    continue
-                runs.append(run)
-            if not runs:
+             f"median steps to {a.level:.0%} | median wall time to {a.level:.0%} (s) | env steps reached | "
+             f"wall time / run (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for m, agent in groups:
+        group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
+        runs = []
+        for j in group:
+            failed = "proc" in j and j["proc"].returncode != 0 and not j.get("interrupted")
+            if failed or ("proc" not in j and not j.get("reused")):
+                print(f"run failed: {j['cmd']} (see {j['root']}/stdout.log)", file=sys.stderr)
                 continue
-            s = summarise(runs, a.level)
-            s["curves"] = [{"seed": r["seed"], "T": r["info"]["test_battle_won_mean_T"],
-                            "test_battle_won_mean": r["info"]["test_battle_won_mean"],
-                            "test_return_mean": r["info"]["test_return_mean"]} for r in runs]
-            results["groups"][f"{m}/{agent}"] = s
-            med = "-" if s["median_steps_to_level"] is None else f"{s['median_steps_to_level']:.0f}"
-            lines.append(f"| {m} | {agent} | {s['n_seeds']} | {100 * s['final_test_win_mean']:.1f} ± "
-                         f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
-                         f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | "
-                         f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} |")
+            run = read_run(j["root"])
+            run["wall_time_s"] = j["wall_time_s"]
+            run["truncated"] = bool(j.get("interrupted"))
+            run["seed"] = j["seed"]
+            if not run["info"].get("test_battle_won_mean"):
+                continue
+            runs.append(run)
+        if not runs:
+            continue
+        s = summarise(runs, a.level)
+        s["curves"] = [{"seed": r["seed"], "T": r["info"]["test_battle_won_mean_T"],
+                        "test_battle_won_mean": r["info"]["test_battle_won_mean"],
+                        "test_return_mean": r["info"]["test_return_mean"]} for r in runs]
+        results["groups"][f"{m}/{agent}"] = s
+        med = "-" if s["median_steps_to_level"] is None else f"{s['median_steps_to_level']:.0f}"
+        med_wall = "-" if s["median_wall_s_to_level"] is None else f"{s['median_wall_s_to_level']:.0f}"
+        lines.append(f"| {m} | {agent} | {s['n_seeds']} | {100 * s['final_test_win_mean']:.1f} ± "
+                     f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
+                     f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | {med_wall} | "
+                     f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} |")
     write_report(a.out, a.tag, results, "\n".join(lines))
     return 0 if all(j.get("interrupted") or j["proc"].returncode == 0 for j in jobs if "proc" in j) else 1
 

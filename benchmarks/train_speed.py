@@ -4,10 +4,9 @@
     online + target unroll, backward, Adam step) on a batch of ``--batch-size`` episodes of
     ``--T`` transitions, for the ``rnn``, ``lif`` and ``grsn`` agents at the obs/state/action
     sizes of the real SMAX maps (``get_env_info`` of ``--maps``). Two paths per agent:
-      * ``seq``:  the project's ``BasicMAC.unroll`` -> ``agent.forward_seq`` (one fused call over
-                  the sequence: nn.GRU, or one matmul for all steps + the element-wise scan kernels);
-      * ``step``: the pymarl2-style loop of ``agent.forward`` over t (``StepLoopMAC`` below, a
-                  baseline that lives only in this benchmark).
+      * ``seq``:  ``mac_unroll=sequence`` (default): ``agent.forward_seq``, one fused call over
+                  the sequence (nn.GRU, or one matmul for all steps + the element-wise scan kernels);
+      * ``step``: ``mac_unroll=stepwise``: the pymarl2-style loop of ``agent.forward`` over t.
 (b) Runner throughput on ``--runner-map``: environment steps per second of ``BatchRunner.run``
     with a real controller acting (``rnn`` agent, test_mode, fresh weights), against raw SMAX
     stepping (uniform random valid actions, all envs stepped every call) of a batch of the same
@@ -47,39 +46,8 @@ NOISE_NOTE = ("CPU only, on a small shared machine ({cores} cores visible, other
               "absolute times are noisy; medians of {repeats} repeats, compare ratios within this run.")
 
 
-class StepLoopMAC(BasicMAC):
-    """pymarl2's learner path: one ``agent.forward`` call per time step (baseline only)."""
-
-    def unroll(self, batch: EpisodeBatch) -> torch.Tensor:
-        """Same contract as ``BasicMAC.unroll``: Q [batch, T + 1, agents, n_actions]."""
-        onehot = batch.actions_onehot(self.n_actions)
-        last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)
-        inputs = self.build_inputs(batch.obs, last)                 # [B, T+1, agents, e]
-        hidden = self.agent.init_hidden(batch.batch_size * self.n_agents)
-        qs = []
-        for t in range(inputs.shape[1]):
-            q, hidden = self.agent(inputs[:, t], hidden)
-            qs.append(q)
-        return torch.stack(qs, dim=1)
-
-
-class TimeMajorMAC(BasicMAC):
-    """``BasicMAC.unroll`` with the agent inputs built time-major (a candidate fix, benchmark only).
-
-    ``BasicMAC.unroll`` builds ``[B, T+1, agents, e]`` and transposes it, so ``forward_seq``'s
-    reshape makes a strided copy of the whole input; building from the transposed obs makes the
-    concatenation itself write ``[T+1, B, agents, e]`` contiguously (one copy fewer)."""
-
-    def unroll(self, batch: EpisodeBatch) -> torch.Tensor:
-        onehot = batch.actions_onehot(self.n_actions).transpose(0, 1)            # [T, B, agents, n]
-        last = torch.cat([torch.zeros_like(onehot[:1]), onehot], dim=0)
-        inputs = self.build_inputs(batch.obs.transpose(0, 1), last)             # contiguous [T+1, B, a, e]
-        hidden = self.agent.init_hidden(batch.batch_size * self.n_agents)
-        q, _ = self.agent.forward_seq(inputs, hidden)
-        return q.transpose(0, 1)
-
-
-PATHS: Dict[str, type] = {"seq": BasicMAC, "seq_tm": TimeMajorMAC, "step": StepLoopMAC}
+# unroll paths compared (the ``mac_unroll`` config key of BasicMAC)
+PATHS: Dict[str, str] = {"seq": "sequence", "step": "stepwise"}
 
 
 class NullLogger:
@@ -129,14 +97,14 @@ def bench_learner(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed: i
     """ms per ``QLearner.train`` for ``agent`` with each unroll of PATHS (same initial weights).
     The paths are timed in turn within every repeat, so drifting machine load hits all alike."""
     learners = {}
-    for path, cls in PATHS.items():
+    for path, mode in PATHS.items():
         args = base_args(seed, {})
-        args.agent = agent
+        args.agent, args.mac_unroll = agent, mode
         args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
         args.state_shape, args.obs_shape = info["state_shape"], info["obs_shape"]
         args.episode_limit = info["episode_limit"]
         torch.manual_seed(seed)
-        learners[path] = QLearner(cls(info, args), info, args, NullLogger())
+        learners[path] = QLearner(BasicMAC(info, args), info, args, NullLogger())
     times: Dict[str, List[float]] = {path: [] for path in PATHS}
     for _ in range(warmup):
         for learner in learners.values():
@@ -170,7 +138,9 @@ def unroll_agreement(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed
     args.agent, args.n_actions = agent, info["n_actions"]
     torch.manual_seed(seed)
     seq = BasicMAC(info, args)
-    others = [StepLoopMAC(info, args), TimeMajorMAC(info, args)]
+    step_args = SimpleNamespace(**vars(args))
+    step_args.mac_unroll = "stepwise"
+    others = [BasicMAC(info, step_args)]
     small = batch.map(lambda v: v[:8])
     out: Dict[str, Any] = {"firing_rate": firing_rate(seq, small)}
     for tag, scale in (("fresh", 1.0), ("x3", 3.0)):
@@ -271,24 +241,23 @@ def markdown(res: Dict[str, Any]) -> str:
              f"{meta['loadavg_end']}; total wall time {meta['wall_s']:.0f} s.", "",
              f"## (a) Learner update: ms per `QLearner.train()` (QMIX), batch {meta['batch_size']} episodes "
              f"x T = {meta['T']} transitions, hidden 64", "",
-             "seq = `BasicMAC.unroll` -> `agent.forward_seq` (project as is); seq_tm = the same with the inputs "
-             "built time-major (`TimeMajorMAC`, candidate fix: no strided copy of the whole input); step = loop of "
-             "`agent.forward` over t (pymarl2 style). Median (min) of the repeats. Spiking agents are timed with fresh weights "
+             "seq = `mac_unroll=sequence` (`agent.forward_seq`, the default); step = `mac_unroll=stepwise`, "
+             "a loop of `agent.forward` over t (pymarl2 style). Median (min) of the repeats. Spiking agents are timed with fresh weights "
              "(firing rate shown; the kernels' cost does not depend on it); max|dQ| = largest Q difference of "
              "the two paths with all weights x3 (where the spiking agents fire at the rate in brackets).", "",
-             "| map | agents x obs / state / actions | agent | seq ms | seq_tm ms | step ms | step / seq | "
-             "step / seq_tm | seq / rnn seq | firing rate | max abs dQ (x3 rate) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| map | agents x obs / state / actions | agent | seq ms | step ms | step / seq | "
+             "seq / rnn seq | firing rate | max abs dQ (x3 rate) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m, block in res["learner"].items():
         info = block["env_info"]
         shape = f"{info['n_agents']} x {info['obs_shape']} / {info['state_shape']} / {info['n_actions']}"
         for agent, row in block["agents"].items():
             cells = " | ".join(f"{row[k]['ms_median']:.1f} ({row[k]['ms_min']:.1f})" for k in PATHS)
             lines.append(f"| {m} | {shape} | {agent} | {cells} | {row['step_over_seq']:.2f} | "
-                         f"{row['step_over_seq_tm']:.2f} | {row['seq_over_rnn_seq']:.2f} | {_rate(row['firing_rate'])} | "
+                         f"{row['seq_over_rnn_seq']:.2f} | {_rate(row['firing_rate'])} | "
                          f"{row['max_abs_dq_x3']:.1e} ({_rate(row['firing_rate_x3'])}) |")
     lines += ["", "GRSN / GRU update time: " + "; ".join(
-        f"{m}: seq {b['ratios']['grsn_over_rnn_seq']:.2f}, seq_tm {b['ratios']['grsn_over_rnn_seq_tm']:.2f}, "
+        f"{m}: seq {b['ratios']['grsn_over_rnn_seq']:.2f}, "
         f"step {b['ratios']['grsn_over_rnn_step']:.2f}, "
         f"GRSN seq / GRU step {b['ratios']['grsn_seq_over_rnn_step']:.2f}"
         for m, b in res["learner"].items()), ""]
@@ -349,7 +318,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         for agent in agents:
             row: Dict[str, Any] = bench_learner(info, agent, batch, a.seed, a.warmup, a.repeats)
             row["step_over_seq"] = row["step"]["ms_median"] / row["seq"]["ms_median"]
-            row["step_over_seq_tm"] = row["step"]["ms_median"] / row["seq_tm"]["ms_median"]
             row.update(unroll_agreement(info, agent, batch, a.seed))
             rows[agent] = row
             print(f"[learner] {m} {agent}: " + ", ".join(f"{k} {row[k]['ms_median']:.1f} ms" for k in PATHS),
@@ -362,7 +330,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             r, g = rows["rnn"], rows["grsn"]
             ratios = {"grsn_over_rnn_seq": g["seq"]["ms_median"] / r["seq"]["ms_median"],
                       "grsn_over_rnn_step": g["step"]["ms_median"] / r["step"]["ms_median"],
-                      "grsn_over_rnn_seq_tm": g["seq_tm"]["ms_median"] / r["seq_tm"]["ms_median"],
                       "grsn_seq_over_rnn_step": g["seq"]["ms_median"] / r["step"]["ms_median"]}
         learner[m] = {"env_info": info, "agents": rows, "ratios": ratios}
 

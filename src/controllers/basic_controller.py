@@ -15,6 +15,8 @@ from components.episode_buffer import EpisodeBatch
 from modules.agents import REGISTRY as AGENT_REGISTRY
 from utils.registry import lookup
 
+UNROLL_MODES = ("sequence", "stepwise")
+
 
 class BasicMAC:
     """Shared-parameter controller over ``n_agents`` agents with ``n_actions`` actions."""
@@ -32,6 +34,9 @@ class BasicMAC:
         agent_cls = lookup(AGENT_REGISTRY, args.agent, "agent")
         self.agent = agent_cls(self.input_shape, args)
         self.selector = lookup(SELECTOR_REGISTRY, args.action_selector, "action_selector")(args)
+        self.unroll_mode = str(getattr(args, "mac_unroll", "sequence"))
+        if self.unroll_mode not in UNROLL_MODES:
+            raise ValueError(f"mac_unroll must be one of {list(UNROLL_MODES)}, got '{self.unroll_mode}'.")
         self.hidden: Any = None
 
     # ------------------------------------------------------------------ inputs
@@ -64,13 +69,21 @@ class BasicMAC:
         """Q-values for every observation slot of ``batch``: [batch, T + 1, agents, n_actions].
 
         Starts from a fresh hidden state and feeds slot t the action taken at t - 1, exactly as
-        the runner did while acting.
+        the runner did while acting. ``mac_unroll=sequence`` makes one ``forward_seq`` call for
+        all steps; ``stepwise`` calls the acting-time ``forward`` once per step (pymarl2's loop).
         """
         onehot = batch.actions_onehot(self.n_actions).transpose(0, 1)          # [T, B, agents, n]
         last = torch.cat([torch.zeros_like(onehot[:1]), onehot], dim=0)
         inputs = self.build_inputs(batch.obs.transpose(0, 1), last)            # [T+1, B, agents, e]
         hidden = self.agent.init_hidden(batch.batch_size * self.n_agents)
-        q, _ = self.agent.forward_seq(inputs, hidden)
+        if self.unroll_mode == "sequence":
+            q, _ = self.agent.forward_seq(inputs, hidden)
+        else:
+            steps = []
+            for t in range(inputs.shape[0]):
+                q_t, hidden = self.agent(inputs[t], hidden)
+                steps.append(q_t)
+            q = torch.stack(steps, dim=0)
         return q.transpose(0, 1)
 
     # ------------------------------------------------------------------ plumbing

@@ -91,3 +91,75 @@ def check_actions(actions: np.ndarray, avail: np.ndarray, active: Optional[np.nd
         raise ValueError(f"env {e}, agent {a}: action {act} is not available (available: {valid}). "
                          f"Mask the action choice with avail_actions.")
     return acts
+
+
+class LoopedBatchEnv(BatchEnv):
+    """``n_envs`` single-env ``BatchEnv`` s stepped one after another in a Python loop.
+
+    The unvectorised baseline (what stepping one env per worker amounts to on a small machine):
+    same contract and, for SMAX, the same battles as the vectorised batch of the same seed,
+    because env ``i`` is built with ``first_env_index + i``. Inactive envs are not stepped; their
+    rows repeat the env's last outputs (with zero reward and False flags).
+    """
+
+    def __init__(self, envs: "list[BatchEnv]") -> None:
+        if not envs or any(e.n_envs != 1 for e in envs):
+            raise ValueError("LoopedBatchEnv needs a non-empty list of single-env BatchEnvs (n_envs == 1).")
+        self.envs = list(envs)
+        self.n_envs = len(self.envs)
+        self._last: Optional[Dict[str, np.ndarray]] = None
+
+    def __getattr__(self, name: str) -> Any:  # n_agents, n_actions, episode_limit, ... of the first env
+        if name == "envs":
+            raise AttributeError(name)
+        return getattr(self.envs[0], name)
+
+    def get_env_info(self) -> Dict[str, Any]:
+        return self.envs[0].get_env_info()
+
+    @staticmethod
+    def _stack(parts: "list[Dict[str, np.ndarray]]") -> Dict[str, np.ndarray]:
+        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
+    def reset(self) -> Dict[str, np.ndarray]:
+        self._last = self._stack([e.reset() for e in self.envs])
+        return {k: v.copy() for k, v in self._last.items()}
+
+    def step(self, actions: np.ndarray, active: Optional[np.ndarray] = None) -> StepOut:
+        if self._last is None:
+            raise RuntimeError("LoopedBatchEnv.step() called before reset()")
+        acts = np.asarray(actions)
+        if acts.shape[:1] != (self.n_envs,):
+            raise ValueError(f"actions must have shape [n_envs={self.n_envs}, n_agents], got {list(acts.shape)}")
+        active = np.ones((self.n_envs,), dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        reward = np.zeros((self.n_envs,), dtype=np.float32)
+        terminated = np.zeros((self.n_envs,), dtype=bool)
+        won = np.zeros((self.n_envs,), dtype=bool)
+        limit = np.zeros((self.n_envs,), dtype=bool)
+        for i, env in enumerate(self.envs):
+            if not active[i]:
+                continue
+            try:
+                nxt, r, term, info = env.step(acts[i:i + 1])
+            except ValueError as exc:  # name the env of the batch, not the sub-env's index 0
+                raise ValueError(str(exc).replace("env 0,", f"env {i},", 1)) from None
+            for k, v in nxt.items():
+                self._last[k][i] = v[0]
+            reward[i], terminated[i] = r[0], term[0]
+            won[i], limit[i] = info["battle_won"][0], info["episode_limit"][0]
+        nxt = {k: v.copy() for k, v in self._last.items()}
+        return nxt, reward, terminated, {"battle_won": won, "episode_limit": limit}
+
+    def get_stats(self) -> Dict[str, float]:
+        total: Dict[str, float] = {}
+        for env in self.envs:
+            for k, v in env.get_stats().items():
+                if k != "win_rate":
+                    total[k] = total.get(k, 0) + v
+        if "battles_game" in total:
+            total["win_rate"] = total["battles_won"] / total["battles_game"] if total["battles_game"] else 0.0
+        return total
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

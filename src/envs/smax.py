@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from envs.batch_env import BatchEnv, StepOut, check_actions
+from envs.batch_env import BatchEnv, LoopedBatchEnv, StepOut, check_actions
 
 # env_args accepted by make_smax_batch (besides map_name), with defaults.
 DEFAULT_ENV_ARGS: Dict[str, Any] = {
@@ -62,6 +62,7 @@ DEFAULT_ENV_ARGS: Dict[str, Any] = {
     "walls_cause_death": True,
     "check_actions": True,         # raise ValueError on unavailable actions
     "jax_cache_dir": "",           # persistent XLA compile cache dir ("" = off); saves ~5-10 s per start
+    "vectorized": True,            # False: one jitted single-env step per env in a Python loop (baseline)
 }
 
 # Maps the project adds to JaxMARL's map_name_to_scenario: name -> (n_allies, n_enemies, unit type)
@@ -320,7 +321,8 @@ def _enable_compile_cache(path: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 # env_args that are runtime values (not baked into the compiled functions)
-_RUNTIME_KEYS = ("episode_limit", "reward_scale", "reward_scale_rate", "check_actions", "jax_cache_dir")
+_RUNTIME_KEYS = ("episode_limit", "reward_scale", "reward_scale_rate", "check_actions", "jax_cache_dir",
+                 "vectorized")
 
 
 class SMAXBatchEnv(BatchEnv):
@@ -437,10 +439,18 @@ class SMAXBatchEnv(BatchEnv):
 
 
 def make_smax_batch(n_envs: int, seed: int, map_name: str = "3m", first_env_index: int = 0,
-                    **env_args: Any) -> SMAXBatchEnv:
+                    **env_args: Any) -> BatchEnv:
     """Build ``n_envs`` SMAX battles on ``map_name``; ``env_args`` keys: see DEFAULT_ENV_ARGS.
 
     Env ``i`` of the batch plays the battles of env ``first_env_index + i`` of the seed's
-    stream, whatever ``n_envs`` is (module docstring: Seeding)."""
+    stream, whatever ``n_envs`` is (module docstring: Seeding). ``vectorized=False`` gives the
+    same battles from ``n_envs`` single-env batches stepped in a Python loop (the slow baseline
+    of benchmarks/marl_learning.py's before/after comparison)."""
+    if not env_args.get("vectorized", True):
+        if int(n_envs) < 1:
+            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        return LoopedBatchEnv([SMAXBatchEnv(n_envs=1, seed=seed, map_name=map_name,
+                                            first_env_index=int(first_env_index) + i, **env_args)
+                               for i in range(int(n_envs))])
     return SMAXBatchEnv(n_envs=n_envs, seed=seed, map_name=map_name, first_env_index=first_env_index,
                         **env_args)

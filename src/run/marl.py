@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,9 +21,11 @@ def _time_str(seconds: float) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"
 
 
-def run_test_episodes(args: Any, runner: Any, logger: Any) -> None:
+def run_test_episodes(args: Any, runner: Any, logger: Any) -> Optional[float]:
     """Run ``test_nepisode`` greedy episodes and log ``test_*`` stats (and, for spiking
-    agents, ``spike_rate_mean``: the firing rate over all spiking layers)."""
+    agents, ``spike_rate_mean``: the firing rate over all spiking layers).
+
+    Returns the test win rate."""
     from modules.neurons.base import SpikingLayer
     from modules.neurons.recording import SpikeRecorder
 
@@ -33,12 +35,13 @@ def run_test_episodes(args: Any, runner: Any, logger: Any) -> None:
     with recorder or contextlib.nullcontext():
         for _ in range(n_runs):
             runner.run(test_mode=True)
-    runner.log_stats(runner.test_stats, "test_")
+    win_rate = runner.log_stats(runner.test_stats, "test_")
     if recorder is not None:
         stats = recorder.stats().values()
         spikes = sum(s["spikes"] for s in stats)
         steps = sum(s["neuron_steps"] for s in stats)
         logger.log_stat("spike_rate_mean", spikes / max(steps, 1), runner.t_env)
+    return win_rate
 
 
 def build_marl(args: Any, logger: Any):
@@ -102,7 +105,9 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
     last_log_t = 0
     last_save_t = runner.t_env
     start = time.time()
-    logger.console.info(f"training for {args.t_max} env steps")
+    stop_at = float(args.stop_at_test_win_rate)
+    logger.console.info(f"training for {args.t_max} env steps"
+                        + (f" or until the test win rate reaches {stop_at}" if stop_at > 0 else ""))
     try:
         while runner.t_env <= args.t_max:
             batch = runner.run(test_mode=False)
@@ -115,7 +120,12 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
             if (runner.t_env - last_test_t) / args.test_interval >= 1.0:
                 logger.console.info(f"t_env: {runner.t_env} / {args.t_max} | elapsed {_time_str(time.time() - start)}")
                 last_test_t = runner.t_env
-                run_test_episodes(args, runner, logger)
+                win_rate = run_test_episodes(args, runner, logger)
+                logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
+                if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
+                    logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
+                                        f"stopping at t_env {runner.t_env}")
+                    break
 
             if args.save_model and runner.t_env - last_save_t >= args.save_model_interval:
                 last_save_t = runner.t_env
@@ -125,8 +135,10 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
                 logger.log_stat("episode", episode, runner.t_env)
                 logger.print_recent_stats()
                 last_log_t = runner.t_env
-        logger.console.info(f"final test at t_env {runner.t_env}")
-        run_test_episodes(args, runner, logger)
+        else:
+            logger.console.info(f"final test at t_env {runner.t_env}")
+            run_test_episodes(args, runner, logger)
+            logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
     finally:
         if args.save_model:
             path = save_checkpoint(model_dir, runner.t_env, learner.checkpoint_parts())

@@ -6,7 +6,7 @@ ends when all have finished.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -94,13 +94,17 @@ class BatchRunner:
         buf["state"][rows, t] = data["state"][rows]
         buf["avail_actions"][rows, t] = data["avail_actions"][rows]
 
-    def log_stats(self, stats: Dict[str, List[float]], prefix: str) -> None:
-        """Log mean return/win/length (and return std) of the collected episodes, then clear."""
+    def log_stats(self, stats: Dict[str, List[float]], prefix: str) -> Optional[float]:
+        """Log mean return/win/length (and return std) of the collected episodes, then clear.
+
+        Returns the mean win rate of those episodes (None when there were none)."""
         if not stats["return"]:
-            return
+            return None
+        won = float(np.mean(stats["battle_won"]))
         self.logger.log_stat(prefix + "return_mean", float(np.mean(stats["return"])), self.t_env)
         self.logger.log_stat(prefix + "return_std", float(np.std(stats["return"])), self.t_env)
-        self.logger.log_stat(prefix + "battle_won_mean", float(np.mean(stats["battle_won"])), self.t_env)
+        self.logger.log_stat(prefix + "battle_won_mean", won, self.t_env)
         self.logger.log_stat(prefix + "ep_length_mean", float(np.mean(stats["ep_length"])), self.t_env)
         for v in stats.values():
             v.clear()
+        return won

@@ -71,3 +71,32 @@ def test_greedy_actions_respect_availability():
     mac.init_hidden(4)
     acts = mac.act(torch.randn(4, 3, 7), torch.zeros(4, 3, 5), avail, t_env=0, test_mode=True)
     assert (acts == 3).all()
+
+
+@pytest.mark.parametrize("agent", ["rnn", "lif", "grsn"])
+def test_stepwise_unroll_equals_sequence_unroll(agent):
+    """``mac_unroll=stepwise`` (pymarl2's per-step loop, the speed baseline) gives the values and
+    gradients of the default one-call ``sequence`` unroll."""
+    batch = EpisodeBatch.zeros(2, 5, 3, 7, 4, 5)
+    torch.manual_seed(1)
+    batch.obs.normal_()
+    batch.actions.random_(0, 5)
+    batch.filled[:] = 1
+    grads, qs = [], []
+    for mode in ("sequence", "stepwise"):
+        torch.manual_seed(0)
+        mac = BasicMAC(ENV_INFO, _args(agent, mac_unroll=mode))
+        with torch.no_grad():
+            for p in mac.agent.parameters():
+                p.mul_(3.0)
+        q = mac.unroll(batch)
+        (q ** 2).sum().backward()
+        qs.append(q.detach())
+        grads.append(torch.cat([p.grad.reshape(-1) for p in mac.parameters()]))
+    assert torch.allclose(qs[0], qs[1], atol=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_unroll_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="mac_unroll must be one of"):
+        BasicMAC(ENV_INFO, _args("rnn", mac_unroll="fast"))

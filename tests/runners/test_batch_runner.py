@@ -190,3 +190,18 @@ def test_time_outs_are_not_terminal(request):
     assert runner.logger.stats["ep_length_mean"] == [(5 * N_ENVS, 5.0)]
     assert runner.logger.stats["battle_won_mean"] == [(5 * N_ENVS, 0.0)]
     assert runner.env.get_stats()["timeouts"] == N_ENVS
+
+
+def test_looped_env_runner_equals_vector_runner(request, vector_episodes):
+    """``env_args.vectorized=False`` (one jitted single-env step per env, in a loop) plays the
+    same episodes as the vmapped batch: it is only the slow baseline, not another task."""
+    _, batches = vector_episodes
+    runner = new_runner(make_args(request, vectorized=False), N_ENVS, ObsPolicyMAC())
+    assert type(runner.env).__name__ == "LoopedBatchEnv"
+    for run in range(2):
+        looped = runner.run(test_mode=True)
+        for i in range(N_ENVS):
+            assert_same_episode(episode(looped, i), episode(batches[run], i))
+    stats = runner.env.get_stats()
+    assert stats["battles_game"] == 2 * N_ENVS
+    assert stats["win_rate"] == stats["battles_won"] / stats["battles_game"]
