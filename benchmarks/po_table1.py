@@ -11,6 +11,10 @@ The final return is the last deterministic evaluation (``test_nepisode`` = 10 ep
     python benchmarks/po_table1.py --cores gru,grsn --envs CartPole-V --seeds 1 \
         --cartpole-steps 3000 --tag po_table1_small                 # a small check
 
+``--collect`` runs nothing: it gathers every run stored in ``benchmarks/results/po_table1*.json``
+(runs made at different budgets and in different sessions) and writes ``po_table1_all.{json,md}``,
+each cell from the runs at the largest budget found for it, with that budget and the seed count.
+
 Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<s>_t<t_max>.json``;
 ``--resume`` reuses those, so a grid can be split over several sessions. Writes
 ``benchmarks/results/<tag>.json`` (every run's curve and final return, the summary) and
@@ -19,6 +23,7 @@ Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import multiprocessing as mp
 import os
@@ -140,6 +145,51 @@ def markdown(summary: Dict[str, Any], envs: Sequence[str], cores: Sequence[str],
     return "\n".join(lines) + "\n"
 
 
+def collect(results_dir: str) -> List[Dict[str, Any]]:
+    """Every run stored in ``results_dir/po_table1*.json`` (one per env/core/seed/t_max, newest file
+    wins), keeping per (env, core) only the runs at the largest t_max."""
+    found: Dict[str, Dict[str, Any]] = {}
+    paths = sorted(glob.glob(os.path.join(results_dir, "po_table1*.json")), key=os.path.getmtime)
+    for path in paths:
+        if os.path.basename(path) == "po_table1_all.json":
+            continue
+        with open(path) as f:
+            for r in json.load(f).get("runs", []):
+                found[run_name(r)] = r
+    best: Dict[Any, int] = {}
+    for r in found.values():
+        key = (r["env"], cell_core(r))
+        best[key] = max(best.get(key, 0), int(r["t_max"]))
+    return [r for r in found.values() if int(r["t_max"]) == best[(r["env"], cell_core(r))]]
+
+
+def cell_core(run: Dict[str, Any]) -> str:
+    """The table row of a run: its core, ``mlp (obs only)`` for the Markovian baseline."""
+    return "mlp (obs only)" if run["core"] == "mlp" and run.get("mlp_obs_only") else run["core"]
+
+
+def collected_markdown(runs: List[Dict[str, Any]]) -> str:
+    """Table 1 layout from runs of mixed budgets: each cell states its budget and seed count."""
+    rows = [c for c in CORES + ["mlp (obs only)"] if any(cell_core(r) == c for r in runs)]
+    head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in ENVS) + " |"
+    lines = ["Final test return (10 deterministic episodes at the end of training), mean +- std over "
+             "n seeds, at the budget in brackets (the paper: Pendulum 50k, CartPole ~11k env steps, 5 seeds). "
+             "'-' = not run.", "", head, "|---|" + "---|---|" * len(ENVS)]
+    for core in rows:
+        cells = []
+        for e in ENVS:
+            cell = [r for r in runs if r["env"] == e and cell_core(r) == core and r["final_return"] is not None]
+            if cell:
+                f = [r["final_return"] for r in cell]
+                cells.append(f"{np.mean(f):.1f} +- {np.std(f):.1f} (n={len(f)}, {cell[0]['t_max'] // 1000}k)")
+            else:
+                cells.append("-")
+            paper = PAPER.get(core.split(" ")[0], {}).get(e)
+            cells.append("-" if paper is None else f"{paper:.1f}")
+        lines.append(f"| {core} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--envs", default=",".join(ENVS), help=f"comma list of {ENVS} (or -F keys)")
@@ -162,7 +212,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tag", default="po_table1", help="output name under benchmarks/results/")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra config overrides for every run (e.g. test_interval=2000)")
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing; gather the stored runs of every po_table1*.json into po_table1_all")
     a = p.parse_args(argv)
+    out_dir = os.path.join(ROOT, "benchmarks", "results")
+    if a.collect:
+        runs = collect(out_dir)
+        table = collected_markdown(runs)
+        with open(os.path.join(out_dir, "po_table1_all.json"), "w") as f:
+            json.dump({"paper": PAPER, "runs": runs}, f, indent=1)
+        with open(os.path.join(out_dir, "po_table1_all.md"), "w") as f:
+            f.write(f"# po_table1_all: GRSN paper Table 1 (PO control), all stored runs\n\n{table}")
+        print(table)
+        return 0
 
     envs = [e for e in a.envs.split(",") if e]
     cores = [c for c in a.cores.split(",") if c]
@@ -201,7 +263,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for r in pool.imap_unordered(run_one, todo, chunksize=1):
                 keep(r)
     summary = summarise(runs)
-    out_dir = os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(out_dir, exist_ok=True)
     record = {"envs": envs, "cores": cores, "seeds": seeds, "budgets": budgets, "overrides": a.set,
               "mlp_obs_only": bool(a.mlp_obs_only),

@@ -1,0 +1,29 @@
+"""po_table1 --collect: runs from several result files, the largest budget per cell."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "benchmarks"))
+import po_table1  # noqa: E402
+
+
+def _run(env, core, seed, t_max, final, obs_only=False):
+    return {"algo": po_table1.algo_for(env), "env": env, "core": core, "seed": seed, "t_max": t_max,
+            "mlp_obs_only": obs_only, "final_return": final, "wall_time_s": 1.0, "error": None}
+
+
+def test_collect_keeps_the_largest_budget_per_cell(tmp_path):
+    small = [_run("CartPole-V", "gru", 1, 5000, 150.0), _run("CartPole-V", "mlp", 1, 5000, 200.0)]
+    big = [_run("CartPole-V", "gru", 1, 11000, 200.0), _run("CartPole-V", "gru", 2, 11000, 190.0),
+           _run("CartPole-V", "mlp", 1, 5000, 25.0, obs_only=True)]
+    json.dump({"runs": small}, open(tmp_path / "po_table1_small.json", "w"))
+    json.dump({"runs": big}, open(tmp_path / "po_table1_big.json", "w"))
+    json.dump({"runs": [_run("CartPole-V", "lif", 1, 5000, 1.0)]}, open(tmp_path / "other.json", "w"))
+    runs = po_table1.collect(str(tmp_path))
+    cells = sorted((po_table1.cell_core(r), r["seed"], r["t_max"]) for r in runs)
+    assert cells == [("gru", 1, 11000), ("gru", 2, 11000), ("mlp", 1, 5000), ("mlp (obs only)", 1, 5000)]
+    table = po_table1.collected_markdown(runs)
+    assert "| gru | 195.0 +- 5.0 (n=2, 11k) | 200.0 |" in table
+    assert "| mlp (obs only) | 25.0 +- 0.0 (n=1, 5k) | 21.6 |" in table
+    assert "lif" not in table.split("\n", 3)[-1]
