@@ -73,6 +73,8 @@ def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
     walls = [r["wall_time_s"] for r in runs]
     reached = [s for s in reach if s is not None]
     wall_reach = [wall_time_to_reach(r["info"], level) for r in runs]
+    per_10k = [1e4 * r["info"]["elapsed_s"][-1] / max(r["info"]["elapsed_s_T"][-1], 1)
+               for r in runs if r["info"].get("elapsed_s")]
     reached_wall = [w for w in wall_reach if w is not None]
     return {
         "n_seeds": len(runs),
@@ -82,6 +84,8 @@ def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
         "median_steps_to_level": float(np.median(reached)) if reached else None,
         "wall_s_to_level": wall_reach,
         "median_wall_s_to_level": float(np.median(reached_wall)) if reached_wall else None,
+        "wall_s_per_10k_steps": per_10k,
+        "median_wall_s_per_10k_steps": float(np.median(per_10k)) if per_10k else None,
         "wall_time_s_mean": float(np.mean(walls)),
         "final_T": [int(r["info"]["test_battle_won_mean_T"][-1]) for r in runs],
         "truncated_runs": sum(bool(r.get("truncated")) for r in runs),
@@ -177,8 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: Dict[str, Any] = {"config": vars(a), "groups": {}}
     lines = [f"| map | agent | seeds | final test win % | final test return | seeds reaching {a.level:.0%} | "
              f"median steps to {a.level:.0%} | median wall time to {a.level:.0%} (s) | env steps reached | "
-             f"wall time / run (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"wall time / run (s) | training s per 10k env steps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, agent in groups:
         group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
         runs = []
@@ -203,10 +207,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         results["groups"][f"{m}/{agent}"] = s
         med = "-" if s["median_steps_to_level"] is None else f"{s['median_steps_to_level']:.0f}"
         med_wall = "-" if s["median_wall_s_to_level"] is None else f"{s['median_wall_s_to_level']:.0f}"
+        per_10k = "-" if s["median_wall_s_per_10k_steps"] is None else f"{s['median_wall_s_per_10k_steps']:.1f}"
         lines.append(f"| {m} | {agent} | {s['n_seeds']} | {100 * s['final_test_win_mean']:.1f} ± "
                      f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
                      f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | {med_wall} | "
-                     f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} |")
+                     f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} | {per_10k} |")
     write_report(a.out, a.tag, results, "\n".join(lines))
     return 0 if all(j.get("interrupted") or j["proc"].returncode == 0 for j in jobs if "proc" in j) else 1
 

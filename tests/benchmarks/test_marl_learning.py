@@ -27,6 +27,7 @@ def test_summary_medians():
     assert s["steps_to_level"] == [20, 20]
     assert s["wall_s_to_level"] == [25.0, 50.0]
     assert s["median_wall_s_to_level"] == 37.5
+    assert s["wall_s_per_10k_steps"] == pytest.approx([40.0 / 30 * 1e4, 70.0 / 30 * 1e4])
     assert s["final_test_win_mean"] == pytest.approx(0.8)
 
 
