@@ -109,11 +109,6 @@ class LoopedBatchEnv(BatchEnv):
         self.n_envs = len(self.envs)
         self._last: Optional[Dict[str, np.ndarray]] = None
 
-    def __getattr__(self, name: str) -> Any:  # n_agents, n_actions, episode_limit, ... of the first env
-        if name == "envs":
-            raise AttributeError(name)
-        return getattr(self.envs[0], name)
-
     def get_env_info(self) -> Dict[str, Any]:
         return self.envs[0].get_env_info()
 
