@@ -105,6 +105,13 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
     last_log_t = 0
     last_save_t = runner.t_env
     start = time.time()
+
+    def test_now() -> Optional[float]:
+        """Test episodes plus the wall time so far (``elapsed_s``); returns the test win rate."""
+        win = run_test_episodes(args, runner, logger)
+        logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
+        return win
+
     stop_at = float(args.stop_at_test_win_rate)
     logger.console.info(f"training for {args.t_max} env steps"
                         + (f" or until the test win rate reaches {stop_at}" if stop_at > 0 else ""))
@@ -120,8 +127,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
             if (runner.t_env - last_test_t) / args.test_interval >= 1.0:
                 logger.console.info(f"t_env: {runner.t_env} / {args.t_max} | elapsed {_time_str(time.time() - start)}")
                 last_test_t = runner.t_env
-                win_rate = run_test_episodes(args, runner, logger)
-                logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
+                win_rate = test_now()
                 if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
                     logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
                                         f"stopping at t_env {runner.t_env}")
@@ -137,8 +143,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
                 last_log_t = runner.t_env
         else:
             logger.console.info(f"final test at t_env {runner.t_env}")
-            run_test_episodes(args, runner, logger)
-            logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
+            test_now()
     finally:
         if args.save_model:
             path = save_checkpoint(model_dir, runner.t_env, learner.checkpoint_parts())
