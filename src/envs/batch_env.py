@@ -38,6 +38,8 @@ class BatchEnv:
     """Base class of the batch environments (see the module docstring for the contract)."""
 
     n_envs: int
+    #: True when ``step`` validates actions against ``avail_actions`` (see ``check_actions``).
+    checks_actions: bool = True
 
     def get_env_info(self) -> Dict[str, Any]:
         """Return at least ``n_agents, n_actions, obs_shape, state_shape, episode_limit, n_enemies``
@@ -107,6 +109,7 @@ class LoopedBatchEnv(BatchEnv):
             raise ValueError("LoopedBatchEnv needs a non-empty list of single-env BatchEnvs (n_envs == 1).")
         self.envs = list(envs)
         self.n_envs = len(self.envs)
+        self.checks_actions = self.envs[0].checks_actions
         self._last: Optional[Dict[str, np.ndarray]] = None
 
     def get_env_info(self) -> Dict[str, Any]:
@@ -127,6 +130,8 @@ class LoopedBatchEnv(BatchEnv):
         if acts.shape[:1] != (self.n_envs,):
             raise ValueError(f"actions must have shape [n_envs={self.n_envs}, n_agents], got {list(acts.shape)}")
         active = np.ones((self.n_envs,), dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        if self.checks_actions:  # check the whole batch first, so errors name the batch's env index
+            acts = check_actions(acts, self._last["avail_actions"], active)
         reward = np.zeros((self.n_envs,), dtype=np.float32)
         terminated = np.zeros((self.n_envs,), dtype=bool)
         won = np.zeros((self.n_envs,), dtype=bool)
@@ -134,10 +139,7 @@ class LoopedBatchEnv(BatchEnv):
         for i, env in enumerate(self.envs):
             if not active[i]:
                 continue
-            try:
-                nxt, r, term, info = env.step(acts[i:i + 1])
-            except ValueError as exc:  # name the env of the batch, not the sub-env's index 0
-                raise ValueError(str(exc).replace("env 0,", f"env {i},", 1)) from None
+            nxt, r, term, info = env.step(acts[i:i + 1])
             for k, v in nxt.items():
                 self._last[k][i] = v[0]
             reward[i], terminated[i] = r[0], term[0]

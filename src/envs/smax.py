@@ -354,7 +354,7 @@ class SMAXBatchEnv(BatchEnv):
                               if cfg["reward_scale"] else 1.0)
         self._limit = np.int32(self.episode_limit)
         self._factor = np.float32(self.reward_factor)
-        self._check = bool(cfg["check_actions"])
+        self.checks_actions = bool(cfg["check_actions"])
         self._n_resets = 0
         self.first_env_index = int(first_env_index)
         self._env_ids = np.arange(self.first_env_index, self.first_env_index + self.n_envs, dtype=np.uint32)
@@ -396,7 +396,7 @@ class SMAXBatchEnv(BatchEnv):
             active = np.asarray(active, dtype=bool)
             if active.shape != (self.n_envs,):
                 raise ValueError(f"active must have shape [{self.n_envs}], got {list(active.shape)}")
-        if self._check:
+        if self.checks_actions:
             acts = check_actions(actions, self._avail, active)
         else:
             acts = np.asarray(actions, dtype=np.int32)

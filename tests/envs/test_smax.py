@@ -220,6 +220,25 @@ def test_invalid_action_raises(env3m):
         env3m.step(np.zeros((N_ENVS, 2), dtype=int))
 
 
+def test_looped_env_names_the_batch_env_in_action_errors():
+    env = make_smax_batch(3, 0, "3m", vectorized=False)
+    try:
+        assert env.checks_actions
+        env.reset()
+        acts = np.full((3, 3), STOP)
+        acts[2, 1] = 6  # attack enemy 1: out of range at the start
+        with pytest.raises(ValueError, match=r"env 2, agent 1: action 6 is not available"):
+            env.step(acts)
+        env.step(acts, np.array([True, True, False]))  # the bad env is inactive: no error
+    finally:
+        env.close()
+    unchecked = make_smax_batch(2, 0, "3m", vectorized=False, check_actions=False)
+    try:
+        assert not unchecked.checks_actions
+    finally:
+        unchecked.close()
+
+
 def test_check_actions_helper():
     avail = np.zeros((2, 2, 3), dtype=np.uint8)
     avail[..., 0] = 1
