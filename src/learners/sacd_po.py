@@ -13,7 +13,8 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from learners.td3_po import check_finite, masked_mean, soft_update
+from learners.td3_po import PO_DIVERGENCE_HINT, masked_mean, soft_update
+from utils.optim import gradient_step
 
 
 def categorical(logits: Tensor) -> Tuple[Tensor, Tensor]:
@@ -118,25 +119,20 @@ class SACDPOLearner:
         idx = act.long()
         q1, q2 = q1_all.gather(-1, idx), q2_all.gather(-1, idx)
         critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
-        check_finite("critic_loss", critic_loss)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        gradient_step(self.critic_opt, critic_loss, f"SAC-discrete critic_loss at update {self.n_updates}",
+                      PO_DIVERGENCE_HINT)
 
         with torch.no_grad():
             feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
             q1_pi, q2_pi = self.critic.q_values(feat_c[:-1])
         actor_loss = sacd_actor_loss(probs[:-1], log_probs[:-1], q1_pi, q2_pi, alpha, mask)
-        check_finite("actor_loss", actor_loss)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        gradient_step(self.actor_opt, actor_loss, f"SAC-discrete actor_loss at update {self.n_updates}",
+                      PO_DIVERGENCE_HINT)
 
         entropy = -(probs[:-1] * log_probs[:-1]).sum(-1, keepdim=True).detach()
         alpha_loss = sacd_alpha_loss(self.log_alpha.log_alpha, entropy, self.target_entropy, mask)
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        gradient_step(self.alpha_opt, alpha_loss, f"SAC-discrete alpha_loss at update {self.n_updates}",
+                      PO_DIVERGENCE_HINT)
 
         soft_update(self.target_critic, self.critic, self.tau)
         self.n_updates += 1

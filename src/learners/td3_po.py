@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterator
 import torch
 from torch import Tensor, nn
 
+from utils.optim import gradient_step
+
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``x`` over entries where ``mask`` is 1 (``mask`` broadcasts to ``x``)."""
@@ -59,12 +61,9 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def check_finite(name: str, value: Tensor) -> None:
-    """Raise a clear error when a loss became NaN/inf (the run would silently diverge)."""
-    if not torch.isfinite(value).all():
-        raise FloatingPointError(
-            f"{name} is {value.item()} (not finite). Lower actor_lr/critic_lr, check the reward "
-            f"scale, or try another seed; the last checkpoint is under results/models/.")
+#: What to do when a PO-control loss becomes NaN/inf (shared by TD3 and SAC-discrete).
+PO_DIVERGENCE_HINT = ("Lower actor_lr/critic_lr, check the reward scale, or try another seed; "
+                      "the last checkpoint is under results/models/.")
 
 
 class TD3POLearner:
@@ -119,10 +118,8 @@ class TD3POLearner:
         feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
         q1, q2 = self.critic.q_values(feat[:-1], act)
         critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
-        check_finite("critic_loss", critic_loss)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        gradient_step(self.critic_opt, critic_loss, f"TD3 critic_loss at update {self.n_updates}",
+                      PO_DIVERGENCE_HINT)
         self.n_updates += 1
 
         if self.n_updates % self.policy_delay == 0:
@@ -132,10 +129,8 @@ class TD3POLearner:
             with frozen(self.critic):  # the actor loss only trains the actor
                 q1_pi, q2_pi = self.critic.q_values(feat_c[:-1], mu[:-1])
                 actor_loss = -masked_mean(torch.min(q1_pi, q2_pi), mask)
-                check_finite("actor_loss", actor_loss)
-                self.actor_opt.zero_grad(set_to_none=True)
-                actor_loss.backward()
-            self.actor_opt.step()
+                gradient_step(self.actor_opt, actor_loss, f"TD3 actor_loss at update {self.n_updates}",
+                              PO_DIVERGENCE_HINT)
             soft_update(self.target_actor, self.actor, self.tau)
             soft_update(self.target_critic, self.critic, self.tau)
             self._last_actor_loss = float(actor_loss.item())

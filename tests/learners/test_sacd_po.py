@@ -132,3 +132,14 @@ def test_continuous_actor_is_rejected():
     args = _args("mlp")
     with pytest.raises(ValueError, match="td3"):
         SACDPOLearner(POActor(2, 1, False, args), POTwinCritic(2, 1, False, args), args)
+
+
+def test_a_nan_reward_stops_training_with_a_clear_error():
+    torch.manual_seed(0)
+    args = _args("gru")
+    actor, critic = POActor(2, 2, True, args), POTwinCritic(2, 2, True, args)
+    learner = SACDPOLearner(actor, critic, args)
+    b = _batch()
+    b["rew"][1, 2, 0] = float("inf")
+    with pytest.raises(FloatingPointError, match=r"SAC-discrete critic_loss at update 0 became (nan|inf)"):
+        learner.train(b)

@@ -141,3 +141,16 @@ def test_discrete_actor_is_rejected():
     args = _args("mlp")
     with pytest.raises(ValueError, match="sacd"):
         TD3POLearner(POActor(2, 2, True, args), POTwinCritic(2, 2, True, args), args)
+
+
+def test_a_nan_reward_stops_training_with_a_clear_error():
+    torch.manual_seed(0)
+    args = _args("lif")
+    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
+    learner = TD3POLearner(actor, critic, args)
+    b = _batch()
+    b["rew"][0, 0, 0] = float("nan")
+    c0 = [p.detach().clone() for p in critic.parameters()]
+    with pytest.raises(FloatingPointError, match=r"TD3 critic_loss at update 0 became nan\. Lower actor_lr"):
+        learner.train(b)
+    assert all(torch.equal(p, q) for p, q in zip(c0, critic.parameters()))
