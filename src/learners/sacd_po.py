@@ -13,8 +13,9 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from learners.td3_po import PO_DIVERGENCE_HINT, masked_mean, soft_update
+from learners.td3_po import PO_DIVERGENCE_HINT, masked_mean
 from utils.optim import gradient_step
+from utils.rl_utils import soft_update
 
 
 def categorical(logits: Tensor) -> Tuple[Tensor, Tensor]:

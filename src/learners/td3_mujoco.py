@@ -29,6 +29,7 @@ from modules.agents.ann_actor import ANNActor, make_proxy_actor
 from modules.critics.mujoco_critic import TwinQCritic
 from modules.popsan.actor import SpikingActor
 from utils.optim import gradient_step
+from utils.rl_utils import frozen, soft_update
 
 MODES = ("ann", "snn", "proxy")
 
@@ -67,13 +68,6 @@ def compute_target_actions(target_policy: Callable[[Tensor], Tensor], next_obs: 
             lim = noise_clip * max_action
             act = act + torch.maximum(torch.minimum(eps, lim), -lim)
         return torch.maximum(torch.minimum(act, max_action), -max_action)
-
-
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """``theta_target <- tau * theta_source + (1 - tau) * theta_target`` (parameters only)."""
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters()):
-            t.mul_(1.0 - tau).add_(s, alpha=tau)
 
 
 def build_actor(mode: str, obs_dim: int, act_dim: int, max_action: Union[float, Sequence[float]],
@@ -187,13 +181,10 @@ class TD3MujocoLearner:
 
     def update_actor(self, obs: Tensor) -> Dict[str, float]:
         """One actor step maximising ``Q1(s, actor(s))``; returns stats."""
-        for p in self.critic.parameters():
-            p.requires_grad_(False)
-        loss = -self.critic.q1(obs, self.actor(obs)).mean()
-        gradient_step(self.actor_optim, loss, f"the actor loss after {self.n_updates} updates (mode {self.mode})",
-                      "Lower actor_lr or check the critic's values.")
-        for p in self.critic.parameters():
-            p.requires_grad_(True)
+        with frozen(self.critic):  # the actor loss only trains the actor
+            loss = -self.critic.q1(obs, self.actor(obs)).mean()
+            gradient_step(self.actor_optim, loss, f"the actor loss after {self.n_updates} updates (mode {self.mode})",
+                          "Lower actor_lr or check the critic's values.")
         return {"actor_loss": loss.item()}
 
     def update_proxy(self, obs: Tensor) -> Dict[str, float]:

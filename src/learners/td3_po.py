@@ -7,14 +7,14 @@ next observation ``h_{t+1}`` come out of the same unroll as ``h_t``.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import torch
 from torch import Tensor, nn
 
 from utils.optim import gradient_step
+from utils.rl_utils import frozen, soft_update
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -34,31 +34,6 @@ def td3_target(rew: Tensor, term: Tensor, q1_next: Tensor, q2_next: Tensor, gamm
     ``term`` marks true terminations only; a time-out bootstraps like any other step.
     """
     return rew + gamma * (1.0 - term) * torch.min(q1_next, q2_next)
-
-
-@torch.no_grad()
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging ``target <- (1 - tau) * target + tau * source`` (params and float buffers)."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)
-    for t, s in zip(target.buffers(), source.buffers()):
-        if t.dtype.is_floating_point:
-            t.lerp_(s, tau)
-        else:
-            t.copy_(s)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Temporarily stop gradients into ``module``'s trainable parameters (restores the flags)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 #: What to do when a PO-control loss becomes NaN/inf (shared by TD3 and SAC-discrete).

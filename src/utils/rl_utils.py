@@ -1,7 +1,11 @@
-"""Return targets shared by the learners."""
+"""Return targets and target-network helpers shared by the learners."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
+from torch import nn
 
 
 def td_lambda_targets(reward: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor,
@@ -29,3 +33,28 @@ def td_lambda_targets(reward: torch.Tensor, terminated: torch.Tensor, mask: torc
         out[:, t] = g
         next_g, next_filled = g, mask[:, t]
     return out
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target <- (1 - tau) * target + tau * source`` (params and float buffers)."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)
+    for t, s in zip(target.buffers(), source.buffers()):
+        if t.dtype.is_floating_point:
+            t.lerp_(s, tau)
+        else:
+            t.copy_(s)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Temporarily stop gradients into ``module``'s trainable parameters (restores the flags)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from components.episode_replay import EpisodeReplay
-from learners.td3_po import (TD3POLearner, masked_mean, smooth_target_action, soft_update,
-                             td3_target)
+from learners.td3_po import TD3POLearner, masked_mean, smooth_target_action, td3_target
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
 
@@ -40,13 +39,6 @@ def test_masked_mean_ignores_padding():
     x = torch.tensor([[[1.0]], [[3.0]], [[100.0]]])
     m = torch.tensor([[[1.0]], [[1.0]], [[0.0]]])
     assert masked_mean(x, m).item() == pytest.approx(2.0)
-
-
-def test_soft_update_is_polyak():
-    src, tgt = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    before = tgt.weight.detach().clone()
-    soft_update(tgt, src, 0.25)
-    torch.testing.assert_close(tgt.weight, 0.75 * before + 0.25 * src.weight.detach())
 
 
 def _batch(env_obs_dim=2, n=12, L=6, B=3, seed=0):

@@ -1,6 +1,6 @@
 import torch
 
-from utils.rl_utils import td_lambda_targets
+from utils.rl_utils import frozen, soft_update, td_lambda_targets
 
 
 def _hand_lambda(r, d, m, q, gamma, lam):
@@ -57,3 +57,30 @@ def test_td_lambda_zero_is_one_step_td():
     q = torch.tensor([[5.0, 3.0, 7.0]])
     got = td_lambda_targets(r, d, m, q, gamma=0.5, td_lambda=0.0)
     assert torch.allclose(got, torch.tensor([[1.0 + 0.5 * 3.0, 2.0]]))
+
+
+def test_soft_update_is_polyak():
+    src, tgt = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = tgt.weight.detach().clone()
+    soft_update(tgt, src, 0.25)
+    torch.testing.assert_close(tgt.weight, 0.75 * before + 0.25 * src.weight.detach())
+    bn_src, bn_tgt = torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2)
+    bn_src.running_mean.fill_(4.0)
+    bn_src.num_batches_tracked.fill_(7)
+    soft_update(bn_tgt, bn_src, 0.5)
+    assert bn_tgt.running_mean.tolist() == [2.0, 2.0]  # float buffers are averaged too
+    assert int(bn_tgt.num_batches_tracked) == 7  # integer buffers are copied
+
+
+def test_frozen_stops_gradients_and_restores_the_flags():
+    net = torch.nn.Linear(2, 1)
+    net.bias.requires_grad_(False)  # already frozen: must stay so afterwards
+    with frozen(net):
+        assert not any(p.requires_grad for p in net.parameters())
+    assert net.weight.requires_grad and not net.bias.requires_grad
+    try:
+        with frozen(net):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert net.weight.requires_grad
