@@ -118,12 +118,15 @@ def marl_traces(args: Any, checkpoint: str, load_step: int, decisions: int):
 
 
 def po_traces(args: Any, checkpoint: str, load_step: int, decisions: int):
+    import torch
+
     from modules.neurons.base import SpikingLayer
     from run.energy import _po_sequences, collect_po_episodes
-    from run.po_rl import EpisodeRunner, _device, build, make_env
+    from run.po_rl import EpisodeRunner, build, make_env
     from utils.checkpoint import find_checkpoint, load_checkpoint
+    from utils.device import resolve_device
 
-    device = _device(args)
+    device = torch.device(resolve_device(args.device))
     env = make_env(args, int(args.seed) + 100_000)
     actor, critic, learner = build(args, env, device)
     if checkpoint:

@@ -58,6 +58,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     import torch
     from run.po_rl import run_po_rl
     from utils.config import build_config
+    from utils.device import resolve_device
     from utils.logging import Logger
     from utils.seeding import set_seed
     from types import SimpleNamespace
@@ -71,8 +72,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     overrides += list(job["extra"])
     kwargs = {"config_dir": job["config_dir"]} if job["config_dir"] else {}
     config = build_config(job["algo"], "pomdp", overrides, **kwargs)
-    if config["device"] == "auto":
-        config["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    config["device"] = resolve_device(config["device"])
     config["name"] = f"{job['algo']}_{job['core']}"
     args = SimpleNamespace(**config)
     args.unique_token = f"po_table1_{job['algo']}_{job['core']}_{job['env']}_seed{job['seed']}"

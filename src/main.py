@@ -30,7 +30,7 @@ USER_ERRORS = (ConfigError, RegistryError, MissingDependencyError, ValueError, F
 
 def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """Fill derived keys (run name, device) that depend on other keys."""
-    import torch
+    from utils.device import resolve_device
 
     if not config.get("name"):
         # the network that distinguishes runs: the agent, or the spiking actor's neuron on MuJoCo
@@ -39,12 +39,7 @@ def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
         else:
             variant = config["agent"]
         config["name"] = f"{config['config_name']}_{variant}"
-    device = config.get("device", "auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device} but torch sees no CUDA GPU. Use device=cpu or device=auto.")
-    config["device"] = device
+    config["device"] = resolve_device(config.get("device", "auto"))
     return config
 
 

@@ -33,6 +33,7 @@ import torch
 from components.episode_replay import EpisodeReplay
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
+from utils.device import resolve_device
 from utils.registry import lookup
 
 
@@ -43,13 +44,6 @@ def _learners() -> Dict[str, Any]:
     reg["td3"] = TD3POLearner
     reg["sacd"] = SACDPOLearner
     return reg
-
-
-def _device(args: Any) -> torch.device:
-    dev = str(getattr(args, "device", "cpu") or "cpu")
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(dev)
 
 
 def make_env(args: Any, seed: int) -> Any:
@@ -155,7 +149,7 @@ def run_po_rl(args: Any, logger: Any) -> None:
                               save_checkpoint)
 
     check_args(args)
-    device = _device(args)
+    device = torch.device(resolve_device(getattr(args, "device", "auto")))
     seed = int(args.seed)
     env = make_env(args, seed)
     test_env = make_env(args, seed + 100_000)
