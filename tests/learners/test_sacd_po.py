@@ -21,6 +21,13 @@ def _args(agent="gru", **kw):
     return SimpleNamespace(**d)
 
 
+def _learner(agent="gru", **kw) -> SACDPOLearner:
+    """A seeded learner on obs_dim 2 with 2 discrete actions."""
+    torch.manual_seed(0)
+    args = _args(agent, **kw)
+    return SACDPOLearner(POActor(2, 2, True, args), POTwinCritic(2, 2, True, args), args)
+
+
 def test_sacd_target_by_hand():
     rew = torch.tensor([[[1.0]], [[2.0]]])
     term = torch.tensor([[[0.0]], [[1.0]]])
@@ -70,10 +77,8 @@ def _batch(n=10, L=6, seed=0):
 
 @pytest.mark.parametrize("agent", ["gru", "lif"])
 def test_learner_targets_match_stepwise_hand_computation(agent):
-    torch.manual_seed(0)
-    args = _args(agent)
-    actor, critic = POActor(2, 2, True, args), POTwinCritic(2, 2, True, args)
-    learner = SACDPOLearner(actor, critic, args)
+    learner = _learner(agent)
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     got = learner.compute_targets(b)
     L, B = b["act"].shape[:2]
@@ -100,10 +105,8 @@ def test_learner_targets_match_stepwise_hand_computation(agent):
 
 
 def test_train_step_updates_all_parts():
-    torch.manual_seed(0)
-    args = _args("grsn")
-    actor, critic = POActor(2, 2, True, args), POTwinCritic(2, 2, True, args)
-    learner = SACDPOLearner(actor, critic, args)
+    learner = _learner("grsn")
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     a0 = [p.detach().clone() for p in actor.parameters()]
     c0 = [p.detach().clone() for p in critic.parameters()]
@@ -135,10 +138,8 @@ def test_continuous_actor_is_rejected():
 
 
 def test_a_nan_reward_stops_training_with_a_clear_error():
-    torch.manual_seed(0)
-    args = _args("gru")
-    actor, critic = POActor(2, 2, True, args), POTwinCritic(2, 2, True, args)
-    learner = SACDPOLearner(actor, critic, args)
+    learner = _learner("gru")
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     b["rew"][1, 2, 0] = float("inf")
     with pytest.raises(FloatingPointError, match=r"SAC-discrete critic_loss at update 0 became (nan|inf)"):

@@ -18,6 +18,13 @@ def _args(agent="gru", **kw):
     return SimpleNamespace(**d)
 
 
+def _learner(agent="gru", **kw) -> TD3POLearner:
+    """A seeded learner on obs_dim 2 with 1 continuous action."""
+    torch.manual_seed(0)
+    args = _args(agent, **kw)
+    return TD3POLearner(POActor(2, 1, False, args), POTwinCritic(2, 1, False, args), args)
+
+
 def test_td3_target_by_hand():
     rew = torch.tensor([[[1.0]], [[-2.0]], [[0.5]]])
     term = torch.tensor([[[0.0]], [[0.0]], [[1.0]]])
@@ -54,10 +61,8 @@ def _batch(env_obs_dim=2, n=12, L=6, B=3, seed=0):
 
 @pytest.mark.parametrize("agent", ["gru", "grsn"])
 def test_learner_targets_match_stepwise_hand_computation(agent):
-    torch.manual_seed(0)
-    args = _args(agent, target_noise=0.0)
-    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
-    learner = TD3POLearner(actor, critic, args)
+    learner = _learner(agent, target_noise=0.0)
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     got = learner.compute_targets(b)
     L, B = b["act"].shape[:2]
@@ -90,10 +95,8 @@ def test_terminal_step_does_not_bootstrap_but_timeout_does():
 
 
 def test_actor_updates_every_policy_delay_and_critic_every_step():
-    torch.manual_seed(0)
-    args = _args("gru", policy_delay=2)
-    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
-    learner = TD3POLearner(actor, critic, args)
+    learner = _learner("gru", policy_delay=2)
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     a0 = [p.detach().clone() for p in actor.parameters()]
     c0 = [p.detach().clone() for p in critic.parameters()]
@@ -114,10 +117,8 @@ def test_actor_updates_every_policy_delay_and_critic_every_step():
 
 
 def test_critic_loss_is_the_masked_twin_mse_to_the_target():
-    torch.manual_seed(0)
-    args = _args("grsn", target_noise=0.0)
-    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
-    learner = TD3POLearner(actor, critic, args)
+    learner = _learner("grsn", target_noise=0.0)
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     y = learner.compute_targets(b)
     with torch.no_grad():
@@ -136,10 +137,8 @@ def test_discrete_actor_is_rejected():
 
 
 def test_a_nan_reward_stops_training_with_a_clear_error():
-    torch.manual_seed(0)
-    args = _args("lif")
-    actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
-    learner = TD3POLearner(actor, critic, args)
+    learner = _learner("lif")
+    actor, critic = learner.actor, learner.critic
     b = _batch()
     b["rew"][0, 0, 0] = float("nan")
     c0 = [p.detach().clone() for p in critic.parameters()]
