@@ -129,7 +129,7 @@ def markdown(summary: Dict[str, Any], envs: Sequence[str], cores: Sequence[str],
     """The table: ours (mean +- std, n seeds) next to the paper's value, per core and env."""
     head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in envs) + " |"
     sep = "|---|" + "---|---|" * len(envs)
-    lines = ["Final test return (10 deterministic episodes at t_max; mean +- std over seeds). "
+    lines = ["Final test return (test_nepisode deterministic episodes at t_max, 10 by default; mean +- std over seeds). "
              "Budgets: " + ", ".join(f"{e} {budgets[e]} steps" for e in envs) + ".", "", head, sep]
     for core in cores:
         cells = []
@@ -172,7 +172,7 @@ def collected_markdown(runs: List[Dict[str, Any]]) -> str:
     """Table 1 layout from runs of mixed budgets: each cell states its budget and seed count."""
     rows = [c for c in CORES + ["mlp (obs only)"] if any(cell_core(r) == c for r in runs)]
     head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in ENVS) + " |"
-    lines = ["Final test return (10 deterministic episodes at the end of training), mean +- std over "
+    lines = ["Final test return (test_nepisode = 10 deterministic episodes at the end of training), mean +- std over "
              "n seeds, at the budget in brackets (the paper: Pendulum 50k, CartPole ~11k env steps, 5 seeds). "
              "'-' = not run.", "", head, "|---|" + "---|---|" * len(ENVS)]
     for core in rows:
@@ -214,8 +214,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="extra config overrides for every run (e.g. test_interval=2000)")
     p.add_argument("--collect", action="store_true",
                    help="run nothing; gather the stored runs of every po_table1*.json into po_table1_all")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"),
+                   help="where <tag>.json/.md are written (and --collect reads)")
     a = p.parse_args(argv)
-    out_dir = os.path.join(ROOT, "benchmarks", "results")
+    out_dir = a.out_dir
     if a.collect:
         runs = collect(out_dir)
         table = collected_markdown(runs)
@@ -250,10 +252,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.time()
     runs = list(done)
 
+    def write_record(complete: bool) -> str:
+        """``<tag>.json/.md`` from the runs so far: rewritten after every finished run, so an
+        interrupted invocation still leaves its finished runs where ``--collect`` finds them."""
+        summary = summarise(runs)
+        os.makedirs(out_dir, exist_ok=True)
+        record = {"envs": envs, "cores": cores, "seeds": seeds, "budgets": budgets, "overrides": a.set,
+                  "mlp_obs_only": bool(a.mlp_obs_only), "complete": complete,
+                  "runs_planned": len(jobs), "runs_finished": len(runs),
+                  "device": a.device, "wall_time_s": time.time() - start, "paper": PAPER,
+                  "summary": summary, "runs": runs}
+        with open(os.path.join(out_dir, f"{a.tag}.json"), "w") as f:
+            json.dump(record, f, indent=1)
+        table = markdown(summary, envs, cores, budgets)
+        state = "" if complete else f"(partial: {len(runs)} of {len(jobs)} runs finished)\n\n"
+        with open(os.path.join(out_dir, f"{a.tag}.md"), "w") as f:
+            f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\n{state}{table}")
+        return table
+
     def keep(r: Dict[str, Any]) -> None:  # each finished run is on disk at once (see --resume)
         with open(os.path.join(run_dir, run_name(r) + ".json"), "w") as f:
             json.dump(r, f)
         runs.append(r)
+        if len(runs) < len(jobs):
+            write_record(complete=False)
 
     if a.parallel <= 1:
         for j in todo:
@@ -262,18 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with mp.get_context("spawn").Pool(a.parallel) as pool:
             for r in pool.imap_unordered(run_one, todo, chunksize=1):
                 keep(r)
-    summary = summarise(runs)
-    os.makedirs(out_dir, exist_ok=True)
-    record = {"envs": envs, "cores": cores, "seeds": seeds, "budgets": budgets, "overrides": a.set,
-              "mlp_obs_only": bool(a.mlp_obs_only),
-              "device": a.device, "wall_time_s": time.time() - start, "paper": PAPER,
-              "summary": summary, "runs": runs}
-    with open(os.path.join(out_dir, f"{a.tag}.json"), "w") as f:
-        json.dump(record, f, indent=1)
-    table = markdown(summary, envs, cores, budgets)
-    with open(os.path.join(out_dir, f"{a.tag}.md"), "w") as f:
-        f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\n{table}")
-    print(table)
+    print(write_record(complete=True))
     return 1 if any(r["error"] for r in runs) else 0
 
 

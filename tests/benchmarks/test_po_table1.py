@@ -27,3 +27,32 @@ def test_collect_keeps_the_largest_budget_per_cell(tmp_path):
     assert "| gru | 195.0 +- 5.0 (n=2, 11k) | 200.0 |" in table
     assert "| mlp (obs only) | 25.0 +- 0.0 (n=1, 5k) | 21.6 |" in table
     assert "lif" not in table.split("\n", 3)[-1]
+
+
+def test_an_interrupted_grid_keeps_its_finished_runs(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_one(job):
+        if calls:
+            raise KeyboardInterrupt  # the second run is cut short
+        calls.append(job)
+        return dict(_run(job["env"], job["core"], job["seed"], job["t_max"], 123.0), test_T=[0], test_return_mean=[1.0])
+
+    monkeypatch.setattr(po_table1, "run_one", fake_run_one)
+    argv = ["--envs", "CartPole-V", "--cores", "gru,grsn", "--seeds", "1", "--parallel", "1",
+            "--results-path", str(tmp_path / "res"), "--out-dir", str(tmp_path), "--tag", "po_table1_cut"]
+    try:
+        po_table1.main(argv)
+    except KeyboardInterrupt:
+        pass
+    record = json.load(open(tmp_path / "po_table1_cut.json"))
+    assert not record["complete"] and (record["runs_finished"], record["runs_planned"]) == (1, 2)
+    assert [r["core"] for r in record["runs"]] == ["gru"]
+    assert "partial: 1 of 2 runs" in open(tmp_path / "po_table1_cut.md").read()
+    assert [r["final_return"] for r in po_table1.collect(str(tmp_path))] == [123.0]
+    # --resume reuses the finished run and completes the record
+    monkeypatch.setattr(po_table1, "run_one", lambda job: dict(
+        _run(job["env"], job["core"], job["seed"], job["t_max"], 77.0), test_T=[0], test_return_mean=[1.0]))
+    assert po_table1.main(argv + ["--resume"]) == 0
+    record = json.load(open(tmp_path / "po_table1_cut.json"))
+    assert record["complete"] and sorted(r["final_return"] for r in record["runs"]) == [77.0, 123.0]
