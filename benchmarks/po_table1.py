@@ -129,8 +129,8 @@ def markdown(summary: Dict[str, Any], envs: Sequence[str], cores: Sequence[str],
     """The table: ours (mean +- std, n seeds) next to the paper's value, per core and env."""
     head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in envs) + " |"
     sep = "|---|" + "---|---|" * len(envs)
-    lines = ["Final test return (test_nepisode deterministic episodes at t_max, 10 by default; mean +- std over seeds). "
-             "Budgets: " + ", ".join(f"{e} {budgets[e]} steps" for e in envs) + ".", "", head, sep]
+    lines = ["Final test return (test_nepisode deterministic episodes at t_max, 10 by default; "
+             "mean +- std over seeds). Budgets: " + ", ".join(f"{e} {budgets[e]} steps" for e in envs) + ".", "", head, sep]
     for core in cores:
         cells = []
         for e in envs:
