@@ -104,12 +104,14 @@ class LoopedBatchEnv(BatchEnv):
     rows repeat the env's last outputs (with zero reward and False flags).
     """
 
-    def __init__(self, envs: "list[BatchEnv]") -> None:
+    def __init__(self, envs: "list[BatchEnv]", checks_actions: Optional[bool] = None) -> None:
+        """``checks_actions``: validate the whole batch's actions here (default: as the sub-envs
+        do). Build the sub-envs without their own check to validate each action only once."""
         if not envs or any(e.n_envs != 1 for e in envs):
             raise ValueError("LoopedBatchEnv needs a non-empty list of single-env BatchEnvs (n_envs == 1).")
         self.envs = list(envs)
         self.n_envs = len(self.envs)
-        self.checks_actions = self.envs[0].checks_actions
+        self.checks_actions = self.envs[0].checks_actions if checks_actions is None else bool(checks_actions)
         self._last: Optional[Dict[str, np.ndarray]] = None
 
     def get_env_info(self) -> Dict[str, Any]:

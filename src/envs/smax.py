@@ -449,8 +449,10 @@ def make_smax_batch(n_envs: int, seed: int, map_name: str = "3m", first_env_inde
     if not env_args.get("vectorized", True):
         if int(n_envs) < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        sub_args = {**env_args, "check_actions": False}  # the looped env checks the whole batch once
         return LoopedBatchEnv([SMAXBatchEnv(n_envs=1, seed=seed, map_name=map_name,
-                                            first_env_index=int(first_env_index) + i, **env_args)
-                               for i in range(int(n_envs))])
+                                            first_env_index=int(first_env_index) + i, **sub_args)
+                               for i in range(int(n_envs))],
+                              checks_actions=env_args.get("check_actions", DEFAULT_ENV_ARGS["check_actions"]))
     return SMAXBatchEnv(n_envs=n_envs, seed=seed, map_name=map_name, first_env_index=first_env_index,
                         **env_args)
