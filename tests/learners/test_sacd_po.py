@@ -1,7 +1,5 @@
 """SAC-discrete on episode windows: soft target, actor and temperature losses by hand."""
 import math
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -11,14 +9,11 @@ from learners.sacd_po import (SACDPOLearner, categorical, sacd_actor_loss, sacd_
                               sacd_target)
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
+from po_learner_setup import po_args
 
 
 def _args(agent="gru", **kw):
-    d = dict(agent=agent, po_obs_embed=8, po_action_embed=4, po_reward_embed=4, po_hidden_dim=16,
-             po_head_layers=[16], tap=True, snn_T=4, gamma=0.99, tau=0.005, actor_lr=1e-3,
-             critic_lr=1e-3, alpha_lr=1e-2, alpha_init=0.1, target_entropy_ratio=0.7)
-    d.update(kw)
-    return SimpleNamespace(**d)
+    return po_args(agent, dict(gamma=0.99, alpha_lr=1e-2, alpha_init=0.1, target_entropy_ratio=0.7), **kw)
 
 
 def _learner(agent="gru", **kw) -> SACDPOLearner:

@@ -1,6 +1,4 @@
 """TD3 on episode windows: target maths by hand, time alignment of h_{t+1}, delayed actor."""
-from types import SimpleNamespace
-
 import pytest
 import torch
 
@@ -8,14 +6,12 @@ from components.episode_replay import EpisodeReplay
 from learners.td3_po import TD3POLearner, masked_mean, smooth_target_action, td3_target
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
+from po_learner_setup import po_args
 
 
 def _args(agent="gru", **kw):
-    d = dict(agent=agent, po_obs_embed=8, po_action_embed=4, po_reward_embed=4, po_hidden_dim=16,
-             po_head_layers=[16], tap=True, snn_T=4, gamma=0.9, tau=0.005, actor_lr=1e-3,
-             critic_lr=1e-3, expl_noise=0.1, target_noise=0.2, target_noise_clip=0.5, policy_delay=2)
-    d.update(kw)
-    return SimpleNamespace(**d)
+    return po_args(agent, dict(gamma=0.9, expl_noise=0.1, target_noise=0.2, target_noise_clip=0.5,
+                               policy_delay=2), **kw)
 
 
 def _learner(agent="gru", **kw) -> TD3POLearner:
