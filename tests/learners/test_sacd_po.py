@@ -4,23 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from components.episode_replay import EpisodeReplay
 from learners.sacd_po import (SACDPOLearner, categorical, sacd_actor_loss, sacd_alpha_loss,
                               sacd_target)
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
-from po_learner_setup import po_args
-
-
-def _args(agent="gru", **kw):
-    return po_args(agent, dict(gamma=0.99, alpha_lr=1e-2, alpha_init=0.1, target_entropy_ratio=0.7), **kw)
-
-
-def _learner(agent="gru", **kw) -> SACDPOLearner:
-    """A seeded learner on obs_dim 2 with 2 discrete actions."""
-    torch.manual_seed(0)
-    args = _args(agent, **kw)
-    return SACDPOLearner(POActor(2, 2, True, args), POTwinCritic(2, 2, True, args), args)
+from po_learner_setup import discrete_windows, sacd_args, sacd_learner
 
 
 def test_sacd_target_by_hand():
@@ -60,21 +48,11 @@ def test_categorical_is_normalised():
     torch.testing.assert_close(probs.log(), logp)
 
 
-def _batch(n=10, L=6, seed=0):
-    rng = np.random.default_rng(seed)
-    rb = EpisodeReplay(4, 2, 2, 20, discrete=True, seed=seed)
-    for ep in range(2):
-        term = np.zeros(n)
-        term[-1] = float(ep == 0)
-        rb.add_episode(rng.normal(size=(n + 1, 2)), rng.integers(0, 2, size=n), rng.normal(size=n), term)
-    return rb.get_windows([0, 1, 0], [0, 2, n - 3], seq_len=L)
-
-
 @pytest.mark.parametrize("agent", ["gru", "lif"])
 def test_learner_targets_match_stepwise_hand_computation(agent):
-    learner = _learner(agent)
-    actor, critic = learner.actor, learner.critic
-    b = _batch()
+    learner = sacd_learner(agent)
+    actor = learner.actor
+    b = discrete_windows()
     got = learner.compute_targets(b)
     L, B = b["act"].shape[:2]
     alpha = learner.log_alpha.alpha().item()
@@ -100,9 +78,9 @@ def test_learner_targets_match_stepwise_hand_computation(agent):
 
 
 def test_train_step_updates_all_parts():
-    learner = _learner("grsn")
+    learner = sacd_learner("grsn")
     actor, critic = learner.actor, learner.critic
-    b = _batch()
+    b = discrete_windows()
     a0 = [p.detach().clone() for p in actor.parameters()]
     c0 = [p.detach().clone() for p in critic.parameters()]
     la0 = learner.log_alpha.log_alpha.item()
@@ -117,25 +95,10 @@ def test_train_step_updates_all_parts():
 
 
 def test_action_selection():
-    args = _args("mlp")
+    args = sacd_args("mlp")
     learner = SACDPOLearner(POActor(2, 3, True, args), POTwinCritic(2, 3, True, args), args)
     logits = torch.tensor([[0.0, 5.0, 1.0], [9.0, 0.0, 0.0]])
     assert learner.select_action(logits, explore=False).tolist() == [1, 0]
     torch.manual_seed(0)
     samples = torch.stack([learner.select_action(torch.zeros(1, 3), explore=True) for _ in range(300)])
     assert set(samples.flatten().tolist()) == {0, 1, 2}
-
-
-def test_continuous_actor_is_rejected():
-    args = _args("mlp")
-    with pytest.raises(ValueError, match="td3"):
-        SACDPOLearner(POActor(2, 1, False, args), POTwinCritic(2, 1, False, args), args)
-
-
-def test_a_nan_reward_stops_training_with_a_clear_error():
-    learner = _learner("gru")
-    actor, critic = learner.actor, learner.critic
-    b = _batch()
-    b["rew"][1, 2, 0] = float("inf")
-    with pytest.raises(FloatingPointError, match=r"SAC-discrete critic_loss at update 0 became (nan|inf)"):
-        learner.train(b)

@@ -2,23 +2,10 @@
 import pytest
 import torch
 
-from components.episode_replay import EpisodeReplay
 from learners.td3_po import TD3POLearner, masked_mean, smooth_target_action, td3_target
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
-from po_learner_setup import po_args
-
-
-def _args(agent="gru", **kw):
-    return po_args(agent, dict(gamma=0.9, expl_noise=0.1, target_noise=0.2, target_noise_clip=0.5,
-                               policy_delay=2), **kw)
-
-
-def _learner(agent="gru", **kw) -> TD3POLearner:
-    """A seeded learner on obs_dim 2 with 1 continuous action."""
-    torch.manual_seed(0)
-    args = _args(agent, **kw)
-    return TD3POLearner(POActor(2, 1, False, args), POTwinCritic(2, 1, False, args), args)
+from po_learner_setup import continuous_windows, td3_args, td3_learner
 
 
 def test_td3_target_by_hand():
@@ -44,22 +31,10 @@ def test_masked_mean_ignores_padding():
     assert masked_mean(x, m).item() == pytest.approx(2.0)
 
 
-def _batch(env_obs_dim=2, n=12, L=6, B=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rb = EpisodeReplay(4, env_obs_dim, 1, 20, seed=seed)
-    for ep in range(2):
-        obs = torch.randn(n + 1, env_obs_dim, generator=g).numpy()
-        act = torch.rand(n, 1, generator=g).numpy() * 2 - 1
-        rew = torch.randn(n, generator=g).numpy()
-        rb.add_episode(obs, act, rew, torch.zeros(n).numpy())
-    return rb.get_windows([0, 1, 1], [0, 3, n - 4], seq_len=L)
-
-
 @pytest.mark.parametrize("agent", ["gru", "grsn"])
 def test_learner_targets_match_stepwise_hand_computation(agent):
-    learner = _learner(agent, target_noise=0.0)
-    actor, critic = learner.actor, learner.critic
-    b = _batch()
+    learner = td3_learner(agent, target_noise=0.0)
+    b = continuous_windows()
     got = learner.compute_targets(b)
     L, B = b["act"].shape[:2]
     ta, tc = learner.target_actor, learner.target_critic
@@ -79,9 +54,9 @@ def test_learner_targets_match_stepwise_hand_computation(agent):
 
 def test_terminal_step_does_not_bootstrap_but_timeout_does():
     torch.manual_seed(0)
-    args = _args("mlp", target_noise=0.0)
+    args = td3_args("mlp", target_noise=0.0)
     learner = TD3POLearner(POActor(2, 1, False, args), POTwinCritic(2, 1, False, args), args)
-    b = _batch()
+    b = continuous_windows()
     y_timeout = learner.compute_targets(b)
     b_term = dict(b)
     b_term["term"] = torch.ones_like(b["term"])
@@ -91,9 +66,9 @@ def test_terminal_step_does_not_bootstrap_but_timeout_does():
 
 
 def test_actor_updates_every_policy_delay_and_critic_every_step():
-    learner = _learner("gru", policy_delay=2)
+    learner = td3_learner("gru", policy_delay=2)
     actor, critic = learner.actor, learner.critic
-    b = _batch()
+    b = continuous_windows()
     a0 = [p.detach().clone() for p in actor.parameters()]
     c0 = [p.detach().clone() for p in critic.parameters()]
     t0 = [p.detach().clone() for p in learner.target_critic.parameters()]
@@ -113,9 +88,9 @@ def test_actor_updates_every_policy_delay_and_critic_every_step():
 
 
 def test_critic_loss_is_the_masked_twin_mse_to_the_target():
-    learner = _learner("grsn", target_noise=0.0)
-    actor, critic = learner.actor, learner.critic
-    b = _batch()
+    learner = td3_learner("grsn", target_noise=0.0)
+    critic = learner.critic
+    b = continuous_windows()
     y = learner.compute_targets(b)
     with torch.no_grad():
         feat, _ = critic.features(b["obs"], b["prev_act"], b["prev_rew"], critic.init_state(3))
@@ -124,20 +99,3 @@ def test_critic_loss_is_the_masked_twin_mse_to_the_target():
     want = (((q1 - y) ** 2 * m).sum() + ((q2 - y) ** 2 * m).sum()) / m.sum()
     assert m.sum() < m.numel()  # the batch has padding that must be ignored
     assert learner.train(b)["critic_loss"] == pytest.approx(want.item(), rel=1e-5)
-
-
-def test_discrete_actor_is_rejected():
-    args = _args("mlp")
-    with pytest.raises(ValueError, match="sacd"):
-        TD3POLearner(POActor(2, 2, True, args), POTwinCritic(2, 2, True, args), args)
-
-
-def test_a_nan_reward_stops_training_with_a_clear_error():
-    learner = _learner("lif")
-    actor, critic = learner.actor, learner.critic
-    b = _batch()
-    b["rew"][0, 0, 0] = float("nan")
-    c0 = [p.detach().clone() for p in critic.parameters()]
-    with pytest.raises(FloatingPointError, match=r"TD3 critic_loss at update 0 became nan\. Lower actor_lr"):
-        learner.train(b)
-    assert all(torch.equal(p, q) for p, q in zip(c0, critic.parameters()))
