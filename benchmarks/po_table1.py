@@ -27,6 +27,7 @@ import glob
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -45,6 +46,24 @@ PAPER: Dict[str, Dict[str, float]] = {
     "lif": {"CartPole-V": 200.0, "CartPole-P": 152.2, "Pendulum-V": -942.4, "Pendulum-P": -824.8},
     "grsn": {"CartPole-V": 200.0, "CartPole-P": 199.9, "Pendulum-V": -189.4, "Pendulum-P": -195.8},
 }
+
+
+# overrides that change only what is logged or saved, not what is trained: they do not make a variant
+LOGGING_KEYS = {"test_interval", "log_interval", "runner_log_interval", "learner_log_interval",
+                "save_model", "save_model_interval", "local_results_path", "use_tensorboard"}
+
+
+def variant_of(overrides: Sequence[str]) -> List[str]:
+    """The ``--set`` overrides that change training (sorted), e.g. ``["sampled_seq_len=-1"]``.
+
+    Runs with a variant get their own table row and run file, so they never merge into the
+    standard cell nor satisfy ``--resume`` for it."""
+    return sorted(o for o in overrides if o.split("=", 1)[0].strip() not in LOGGING_KEYS)
+
+
+def _variant(entry: Dict[str, Any]) -> List[str]:
+    """Variant of a job (from its ``extra``) or of a stored run (its ``variant``)."""
+    return list(entry["variant"]) if "variant" in entry else variant_of(entry.get("extra", []))
 
 
 def algo_for(env_key: str) -> str:
@@ -88,6 +107,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     wall = time.time() - start
     tests = logger.stats.get("test_return_mean", [])
     out = {k: job[k] for k in ("algo", "env", "core", "seed", "t_max", "mlp_obs_only")}
+    out["variant"] = _variant(job)
     out.update({"wall_time_s": wall, "error": error,
                 "test_T": [t for t, _ in tests], "test_return_mean": [v for _, v in tests],
                 "final_return": tests[-1][1] if tests and error is None else None,
@@ -99,9 +119,13 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def run_name(job: Dict[str, Any]) -> str:
-    """File name of one run's result: ``<env>_<core>_seed<seed>_t<t_max>``."""
+    """File name of one run's result: ``<env>_<core>_seed<seed>_t<t_max>``, then ``_<variant>``
+    when training overrides were set (``_sampled_seq_len-m1`` for ``sampled_seq_len=-1``)."""
     tag = "_obsonly" if job["core"] == "mlp" and job.get("mlp_obs_only") else ""
-    return f"{job['env']}_{job['core']}{tag}_seed{job['seed']}_t{job['t_max']}"
+    name = f"{job['env']}_{job['core']}{tag}_seed{job['seed']}_t{job['t_max']}"
+    for override in _variant(job):
+        name += "_" + re.sub(r"[^A-Za-z0-9_.]+", "-", override.replace("=-", "-m").replace("=", "-"))
+    return name
 
 
 def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Any]]]:
@@ -125,12 +149,13 @@ def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Any]]
 
 
 def markdown(summary: Dict[str, Any], envs: Sequence[str], cores: Sequence[str],
-             budgets: Dict[str, int]) -> str:
+             budgets: Dict[str, int], overrides: Sequence[str] = ()) -> str:
     """The table: ours (mean +- std, n seeds) next to the paper's value, per core and env."""
     head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in envs) + " |"
     sep = "|---|" + "---|---|" * len(envs)
     lines = ["Final test return (test_nepisode deterministic episodes at t_max, 10 by default; "
-             "mean +- std over seeds). Budgets: " + ", ".join(f"{e} {budgets[e]} steps" for e in envs) + ".", "", head, sep]
+             "mean +- std over seeds). Budgets: " + ", ".join(f"{e} {budgets[e]} steps" for e in envs) + "."
+             + (f" Overrides: {', '.join(overrides)}." if overrides else ""), "", head, sep]
     for core in cores:
         cells = []
         for e in envs:
@@ -154,8 +179,11 @@ def collect(results_dir: str) -> List[Dict[str, Any]]:
         if os.path.basename(path) == "po_table1_all.json":
             continue
         with open(path) as f:
-            for r in json.load(f).get("runs", []):
-                found[run_name(r)] = r
+            record = json.load(f)
+        for r in record.get("runs", []):
+            if "variant" not in r:  # runs stored before variants were recorded per run
+                r = dict(r, variant=variant_of(record.get("overrides", [])))
+            found[run_name(r)] = r
     best: Dict[Any, int] = {}
     for r in found.values():
         key = (r["env"], cell_core(r))
@@ -164,13 +192,18 @@ def collect(results_dir: str) -> List[Dict[str, Any]]:
 
 
 def cell_core(run: Dict[str, Any]) -> str:
-    """The table row of a run: its core, ``mlp (obs only)`` for the Markovian baseline."""
-    return "mlp (obs only)" if run["core"] == "mlp" and run.get("mlp_obs_only") else run["core"]
+    """The table row of a run: its core, ``mlp (obs only)`` for the Markovian baseline, and its
+    training overrides in brackets, e.g. ``gru (sampled_seq_len=-1)``."""
+    core = "mlp (obs only)" if run["core"] == "mlp" and run.get("mlp_obs_only") else run["core"]
+    variant = _variant(run)
+    return f"{core} ({', '.join(variant)})" if variant else core
 
 
 def collected_markdown(runs: List[Dict[str, Any]]) -> str:
     """Table 1 layout from runs of mixed budgets: each cell states its budget and seed count."""
-    rows = [c for c in CORES + ["mlp (obs only)"] if any(cell_core(r) == c for r in runs)]
+    standard = CORES + ["mlp (obs only)"]
+    variants = sorted({cell_core(r) for r in runs} - set(standard))
+    rows = [c for c in standard if any(cell_core(r) == c for r in runs)] + variants
     head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in ENVS) + " |"
     lines = ["Final test return (test_nepisode = 10 deterministic episodes at the end of training), mean +- std over "
              "n seeds, at the budget in brackets (the paper: Pendulum 50k, CartPole ~11k env steps, 5 seeds). "
@@ -264,7 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "summary": summary, "runs": runs}
         with open(os.path.join(out_dir, f"{a.tag}.json"), "w") as f:
             json.dump(record, f, indent=1)
-        table = markdown(summary, envs, cores, budgets)
+        table = markdown(summary, envs, cores, budgets, a.set)
         state = "" if complete else f"(partial: {len(runs)} of {len(jobs)} runs finished)\n\n"
         with open(os.path.join(out_dir, f"{a.tag}.md"), "w") as f:
             f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\n{state}{table}")

@@ -4,7 +4,11 @@ Episodes are stored whole, one slot each (a ring of ``capacity`` episodes). Trai
 windows of ``seq_len`` consecutive steps. A window starts at any index ``s`` with
 ``0 <= s <= max(0, len - seq_len)``, every such (episode, start) pair equally likely, so each
 window lies inside its episode and only episodes shorter than ``seq_len`` are padded (mask 0).
-The learner unrolls its sequence models over each window from a zero state.
+``seq_len = -1`` samples whole episodes instead (every stored episode equally likely, each from
+its first step, padded to the longest one in the batch).
+The learner unrolls its sequence models over each window from a zero state: with windows that
+start mid-episode this state differs from the one the actor carries at that step when acting;
+with whole episodes the two agree.
 
 Time index conventions inside a stored episode of length ``n``:
 ``obs[t]`` for t = 0..n (``obs[n]`` is the observation after the last action, kept so the
@@ -19,6 +23,9 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+
+
+WHOLE_EPISODES = -1  # the sampled_seq_len that asks for whole episodes instead of windows
 
 
 class EpisodeReplay:
@@ -140,9 +147,17 @@ class EpisodeReplay:
 
     def sample(self, batch_size: int, seq_len: int,
                device: torch.device | str = "cpu") -> Dict[str, Tensor]:
-        """``batch_size`` random windows (see get_windows), every valid start equally likely."""
+        """``batch_size`` random windows (see get_windows), every valid start equally likely;
+        ``seq_len = -1``: whole episodes from their first step, ``L`` = the longest one sampled."""
         if self.n_episodes == 0:
             raise RuntimeError("cannot sample from an empty replay; add episodes first.")
+        seq_len = int(seq_len)
+        if seq_len == WHOLE_EPISODES:
+            slots = self.rng.integers(0, self.n_episodes, size=int(batch_size))
+            L = int(self.lengths[slots].max())
+            return self.get_windows(slots, np.zeros_like(slots), L, device=device)
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, or {WHOLE_EPISODES} for whole episodes; got {seq_len}.")
         lens = self.lengths[:self.n_episodes]
         n_starts = np.maximum(1, lens - int(seq_len) + 1)
         cum = np.cumsum(n_starts)

@@ -9,7 +9,7 @@ Loop: ``po_init_random_episodes`` uniform-random episodes, then episodes of the 
 policy. The actor's core state starts at zero each episode and is threaded one step per
 environment step (spiking cores with TAP included). After each episode the learner makes
 ``po_updates_per_step * episode_length`` updates on ``po_batch_size`` windows of
-``sampled_seq_len`` steps (each window unrolled from a zero state). A deterministic evaluation
+``sampled_seq_len`` steps (each window unrolled from a zero state; -1: whole episodes). A deterministic evaluation
 over ``test_nepisode`` episodes runs at t_env = 0, every ``test_interval`` steps and at the end.
 
 Logged stats: ``return_mean/std``, ``ep_length_mean``, ``episode``, ``test_return_mean/std``,
@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import torch
 
-from components.episode_replay import EpisodeReplay
+from components.episode_replay import WHOLE_EPISODES, EpisodeReplay
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
 from utils.device import resolve_device
@@ -56,7 +56,10 @@ def make_env(args: Any, seed: int) -> Any:
 
 def check_args(args: Any) -> None:
     """Validate this loop's keys with errors that name the key."""
-    positive = ("sampled_seq_len", "po_batch_size", "po_buffer_episodes", "po_hidden_dim",
+    if int(args.sampled_seq_len) < 1 and int(args.sampled_seq_len) != WHOLE_EPISODES:
+        raise ValueError(f"sampled_seq_len must be >= 1 (window length) or {WHOLE_EPISODES} (whole episodes), "
+                         f"got {args.sampled_seq_len}.")
+    positive = ("po_batch_size", "po_buffer_episodes", "po_hidden_dim",
                 "po_obs_embed", "test_nepisode")
     for key in positive:
         if int(getattr(args, key)) < 1:

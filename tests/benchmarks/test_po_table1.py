@@ -56,3 +56,44 @@ def test_an_interrupted_grid_keeps_its_finished_runs(tmp_path, monkeypatch):
     assert po_table1.main(argv + ["--resume"]) == 0
     record = json.load(open(tmp_path / "po_table1_cut.json"))
     assert record["complete"] and sorted(r["final_return"] for r in record["runs"]) == [77.0, 123.0]
+
+
+def test_training_overrides_make_their_own_row_and_run_file(tmp_path):
+    standard = [_run("CartPole-V", "gru", 1, 11000, 40.0)]
+    whole = [dict(_run("CartPole-V", "gru", 1, 11000, 200.0), variant=["sampled_seq_len=-1"])]
+    json.dump({"overrides": ["test_interval=2000"], "runs": standard}, open(tmp_path / "po_table1_a.json", "w"))
+    json.dump({"overrides": ["sampled_seq_len=-1"], "runs": whole}, open(tmp_path / "po_table1_b.json", "w"))
+    # an older record: its runs carry no variant, the record's overrides say it
+    old = [_run("CartPole-P", "gru", 1, 11000, 100.0)]
+    json.dump({"overrides": ["sampled_seq_len=-1", "log_interval=500"], "runs": old},
+              open(tmp_path / "po_table1_c.json", "w"))
+    runs = po_table1.collect(str(tmp_path))
+    assert sorted(po_table1.cell_core(r) for r in runs) == ["gru", "gru (sampled_seq_len=-1)",
+                                                            "gru (sampled_seq_len=-1)"]
+    table = po_table1.collected_markdown(runs)
+    assert "| gru | 40.0 +- 0.0 (n=1, 11k) | 200.0 | - |" in table
+    assert "| gru (sampled_seq_len=-1) | 200.0 +- 0.0 (n=1, 11k) | 200.0 | 100.0 +- 0.0 (n=1, 11k) |" in table
+    job = {"env": "CartPole-V", "core": "gru", "seed": 1, "t_max": 11000}
+    assert po_table1.run_name(dict(job, extra=["test_interval=500"])) == "CartPole-V_gru_seed1_t11000"
+    assert po_table1.run_name(dict(job, extra=["sampled_seq_len=-1"])) == \
+        "CartPole-V_gru_seed1_t11000_sampled_seq_len-m1"
+
+
+def test_resume_does_not_reuse_a_standard_run_for_a_variant(tmp_path, monkeypatch):
+    finals = iter([11.0, 22.0])
+    seen = []
+
+    def fake_run_one(job):
+        seen.append(list(job["extra"]))
+        run = _run(job["env"], job["core"], job["seed"], job["t_max"], next(finals))
+        return dict(run, variant=po_table1.variant_of(job["extra"]), test_T=[0], test_return_mean=[1.0])
+
+    monkeypatch.setattr(po_table1, "run_one", fake_run_one)
+    argv = ["--envs", "CartPole-V", "--cores", "gru", "--seeds", "1", "--parallel", "1", "--resume",
+            "--results-path", str(tmp_path / "res"), "--out-dir", str(tmp_path)]
+    assert po_table1.main(argv + ["--tag", "po_table1_std"]) == 0
+    assert po_table1.main(argv + ["--tag", "po_table1_var", "--set", "sampled_seq_len=-1"]) == 0
+    assert seen == [[], ["sampled_seq_len=-1"]]  # the variant was trained, not taken from the standard run
+    assert "Overrides: sampled_seq_len=-1." in open(tmp_path / "po_table1_var.md").read()
+    finals_by_row = {po_table1.cell_core(r): r["final_return"] for r in po_table1.collect(str(tmp_path))}
+    assert finals_by_row == {"gru": 11.0, "gru (sampled_seq_len=-1)": 22.0}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.episode_replay import EpisodeReplay
+from components.episode_replay import WHOLE_EPISODES, EpisodeReplay
 
 
 def _episode(ep: int, n: int, act_dim: int = 1, terminal: bool = False):
@@ -76,6 +76,32 @@ def test_sampling_rule_windows_stay_inside_episodes():
     assert len(counts) == n_valid  # every valid start is drawn
     freq = np.array(list(counts.values())) / 4000
     assert np.all(np.abs(freq - 1 / n_valid) < 0.03)  # uniformly
+
+
+def test_whole_episode_sampling_starts_at_step_zero_and_pads_to_the_longest():
+    rb = EpisodeReplay(capacity=8, obs_dim=2, act_dim=1, max_episode_len=20, seed=0)
+    lengths = [3, 12, 7]
+    for ep, n in enumerate(lengths):
+        rb.add_episode(*_episode(ep, n))
+    b = rb.sample(3000, WHOLE_EPISODES)
+    ep_id = (b["obs"][0, :, 0] // 100).long()
+    assert b["act"].shape[0] == 12  # the longest episode in the batch
+    assert (b["obs"][0, :, 0] % 100 == 0).all()  # every sample starts at its episode's first step
+    assert (b["prev_act"][0] == 0).all() and (b["prev_rew"][0] == 0).all()
+    assert b["mask"][:, :, 0].sum(0).tolist() == [lengths[e] for e in ep_id.tolist()]
+    freq = np.bincount(ep_id.numpy(), minlength=3) / 3000
+    assert np.all(np.abs(freq - 1 / 3) < 0.03)  # episodes equally likely, whatever their length
+    short = rb.get_windows([0, 2], [0, 0], 7)
+    assert rb.sample(1, WHOLE_EPISODES)["act"].shape[0] in lengths
+    assert short["mask"][:, :, 0].sum(0).tolist() == [3, 7]
+
+
+@pytest.mark.parametrize("seq_len", [0, -2])
+def test_a_window_length_below_one_other_than_whole_episodes_is_rejected(seq_len):
+    rb = EpisodeReplay(capacity=2, obs_dim=2, act_dim=1, max_episode_len=4)
+    rb.add_episode(*_episode(0, 3))
+    with pytest.raises(ValueError, match="-1 for whole episodes"):
+        rb.sample(2, seq_len)
 
 
 def test_ring_overwrites_oldest_episode():

@@ -95,3 +95,16 @@ def test_spiking_core_without_tap_runs(tmp_path):
     logger = Logger()
     run_po_rl(po_args(tmp_path, agent="lif", tap=False, snn_T=3, t_max=120, save_model=False), logger)
     assert logger.stats["critic_loss"] and logger.stats["test_return_mean"]
+
+
+def test_whole_episode_training_runs(tmp_path):
+    torch.manual_seed(0)
+    logger = Logger()
+    run_po_rl(po_args(tmp_path, agent="grsn", sampled_seq_len=-1, t_max=120, save_model=False), logger)
+    assert logger.stats["critic_loss"] and logger.stats["test_return_mean"]
+
+
+@pytest.mark.parametrize("seq_len", [0, -3])
+def test_a_bad_window_length_names_the_key_and_the_whole_episode_option(tmp_path, seq_len):
+    with pytest.raises(ValueError, match=r"sampled_seq_len must be >= 1 .* or -1 \(whole episodes\)"):
+        run_po_rl(po_args(tmp_path, sampled_seq_len=seq_len), Logger())
