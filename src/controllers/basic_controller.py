@@ -12,6 +12,7 @@ import torch
 
 from components.action_selectors import REGISTRY as SELECTOR_REGISTRY
 from components.episode_buffer import EpisodeBatch
+from components.packing import Packing
 from modules.agents import REGISTRY as AGENT_REGISTRY
 from utils.registry import lookup
 
@@ -85,6 +86,32 @@ class BasicMAC:
                 steps.append(q_t)
             q = torch.stack(steps, dim=0)
         return q.transpose(0, 1)
+
+    def unroll_packed(self, batch: EpisodeBatch, packing: Packing) -> torch.Tensor:
+        """Q-values for the real observation slots of ``batch`` only: ``[packing.n_rows, agents, n_actions]``.
+
+        ``packing`` covers slots ``0 .. len`` of each episode (``Packing.from_mask(mask, extra=1)``).
+        Same values as ``unroll`` on those slots. ``sequence`` calls ``agent.forward_packed``;
+        ``stepwise`` calls ``forward`` once per step on the episodes still running at that step.
+        """
+        obs = packing.pack(batch.obs)                                           # [rows, agents, obs]
+        prev = torch.cat([torch.zeros_like(batch.actions[:, :1]), batch.actions], dim=1)   # [B, T+1, agents]
+        first = (packing.t_idx == 0).to(obs.device)
+        last = torch.nn.functional.one_hot(packing.pack(prev), self.n_actions).to(obs.dtype)
+        last = last.masked_fill(first.view(-1, 1, 1), 0.0)                    # slot 0: no previous action
+        inputs = self.build_inputs(obs, last)                                   # [rows, agents, e]
+        if self.unroll_mode == "sequence":
+            return self.agent.forward_packed(inputs, packing)
+        hidden = self.agent.init_hidden(packing.batch * self.n_agents)
+        steps = []
+        for n, inputs_t in zip(packing.bs_list, inputs.split(packing.bs_list)):
+            if n == 0:
+                break
+            rows = n * self.n_agents
+            hidden = tuple(h[:rows] for h in hidden) if isinstance(hidden, tuple) else hidden[:rows]
+            q_t, hidden = self.agent(inputs_t, hidden)
+            steps.append(q_t)
+        return torch.cat(steps, dim=0)
 
     # ------------------------------------------------------------------ plumbing
     def parameters(self) -> Iterator[torch.nn.Parameter]:

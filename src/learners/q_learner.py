@@ -11,10 +11,13 @@ from typing import Any, Dict, Optional
 import torch
 
 from components.episode_buffer import EpisodeBatch
+from components.packing import Packing
 from modules.mixers import REGISTRY as MIXER_REGISTRY
 from utils.optim import gradient_step
 from utils.registry import lookup
 from utils.rl_utils import td_lambda_targets
+
+PACKING_MODES = ("packed", "padded")
 
 
 class QLearner:
@@ -32,40 +35,71 @@ class QLearner:
         self.target_mixer = copy.deepcopy(self.mixer)
         self.last_target_update_episode = 0
         self.last_log_t = -args.learner_log_interval - 1
+        self.packing = str(getattr(args, "learner_packing", "packed"))
+        if self.packing not in PACKING_MODES:
+            raise ValueError(f"learner_packing must be one of {list(PACKING_MODES)}, got '{self.packing}'.")
 
     def _mix(self, mixer: Optional[torch.nn.Module], qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """[B, T, agents] -> [B, T, 1] (or the agents' values unmixed for IQL)."""
+        """[..., agents] with states [..., state_dim] -> [..., 1] (or the agents' values unmixed for IQL)."""
         return mixer(qs, states) if mixer is not None else qs
+
+    def _targets(self, batch: EpisodeBatch, target_tot: torch.Tensor) -> torch.Tensor:
+        """TD(lambda) targets ``[B, T, k]`` from the mixed target values ``target_tot`` [B, T+1, k]."""
+        args, k = self.args, target_tot.shape[-1]
+
+        def per_column(x: torch.Tensor) -> torch.Tensor:               # [B, T] -> [B*k, T]
+            return x.unsqueeze(-1).expand(-1, -1, k).transpose(1, 2).reshape(-1, x.shape[1])
+
+        return td_lambda_targets(
+            per_column(batch.reward), per_column(batch.terminated), per_column(batch.mask()),
+            target_tot.transpose(1, 2).reshape(-1, batch.max_t + 1), args.gamma, args.td_lambda,
+        ).reshape(batch.batch_size, k, batch.max_t).transpose(1, 2)
+
+    def _greedy_target(self, q: torch.Tensor, target_q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        """Target value of each agent's next action ``[..., agents]`` from ``[..., agents, n]`` Q-values:
+        double Q (online argmax, target value) or the target max, over available actions."""
+        target_q = target_q.masked_fill(~avail, -1e9)
+        if self.args.double_q:
+            best = q.detach().masked_fill(~avail, -1e9).argmax(dim=-1, keepdim=True)
+            return target_q.gather(-1, best).squeeze(-1)
+        return target_q.max(dim=-1).values
+
+    def _padded_td(self, batch: EpisodeBatch):
+        """``learner_packing=padded``: every network runs on all [B, T+1] slots, padding included.
+        Returns ``(chosen_tot, targets, mask)``, each ``[B, T, k]`` (mask ``[B, T, 1]``)."""
+        q = self.mac.unroll(batch)                                    # [B, T+1, agents, n]
+        chosen = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)   # [B, T, agents]
+        with torch.no_grad():
+            target_max = self._greedy_target(q, self.target_mac.unroll(batch), batch.avail_actions.bool())
+            targets = self._targets(batch, self._mix(self.target_mixer, target_max, batch.state))
+        return self._mix(self.mixer, chosen, batch.state[:, :-1]), targets, batch.mask().unsqueeze(-1)
+
+    def _packed_td(self, batch: EpisodeBatch):
+        """``learner_packing=packed``: the agents and mixers run on real slots only (see
+        ``components.packing``); the scalar TD(lambda) recursion runs on the padded [B, T] grid.
+        Returns ``(chosen_tot, targets, mask)``, each ``[rows, k]`` over the real transitions."""
+        slots = Packing.from_mask(batch.mask(), extra=1)              # obs slots 0..len of each episode
+        steps = Packing.from_mask(batch.mask())                       # transitions 0..len-1
+        step_rows = slots.rows_in(steps)
+        q = self.mac.unroll_packed(batch, slots)                      # [slot rows, agents, n]
+        q_step = q[step_rows]
+        chosen = q_step.gather(-1, steps.pack(batch.actions).unsqueeze(-1)).squeeze(-1)   # [rows, agents]
+        with torch.no_grad():
+            avail = slots.pack(batch.avail_actions).bool()
+            target_max = self._greedy_target(q, self.target_mac.unroll_packed(batch, slots), avail)
+            target_tot = self._mix(self.target_mixer, target_max, slots.pack(batch.state))
+            targets = steps.pack(self._targets(batch, slots.unpack(target_tot)))
+        chosen_tot = self._mix(self.mixer, chosen, steps.pack(batch.state))
+        return chosen_tot, targets, torch.ones_like(targets[:, :1])
 
     def train(self, batch: EpisodeBatch, t_env: int, episode: int) -> Dict[str, float]:
         """One gradient step on ``batch``; returns the logged statistics."""
         args = self.args
-        reward = batch.reward.unsqueeze(-1)
-        terminated = batch.terminated.unsqueeze(-1)
-        mask = batch.mask().unsqueeze(-1)
-        avail = batch.avail_actions.bool()
-
-        q = self.mac.unroll(batch)                                    # [B, T+1, agents, n]
-        chosen = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)   # [B, T, agents]
-
-        with torch.no_grad():
-            target_q = self.target_mac.unroll(batch).masked_fill(~avail, -1e9)
-            if args.double_q:
-                best = q.detach().masked_fill(~avail, -1e9).argmax(dim=-1, keepdim=True)
-                target_max = target_q.gather(-1, best).squeeze(-1)     # [B, T+1, agents]
-            else:
-                target_max = target_q.max(dim=-1).values
-            target_tot = self._mix(self.target_mixer, target_max, batch.state)  # [B, T+1, k]
-            k = target_tot.shape[-1]
-            targets = td_lambda_targets(
-                reward.expand(-1, -1, k).transpose(1, 2).reshape(-1, batch.max_t),
-                terminated.expand(-1, -1, k).transpose(1, 2).reshape(-1, batch.max_t),
-                mask.expand(-1, -1, k).transpose(1, 2).reshape(-1, batch.max_t),
-                target_tot.transpose(1, 2).reshape(-1, batch.max_t + 1),
-                args.gamma, args.td_lambda,
-            ).reshape(batch.batch_size, k, batch.max_t).transpose(1, 2)   # [B, T, k]
-
-        chosen_tot = self._mix(self.mixer, chosen, batch.state[:, :-1])
+        if self.packing == "packed":
+            chosen_tot, targets, mask = self._packed_td(batch)
+        else:
+            chosen_tot, targets, mask = self._padded_td(batch)
+        k = targets.shape[-1]
         td_error = (chosen_tot - targets) * mask
         loss = (td_error ** 2).sum() / (mask.sum() * k)
         grad_norm = gradient_step(

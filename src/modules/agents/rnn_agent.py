@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.packing import Packing
+
 from ._common import arg, check_inputs, flat_hidden, n_actions
 
 
@@ -51,3 +53,31 @@ class RNNAgent(nn.Module):
         y, h = self.rnn(x, h.unsqueeze(0).contiguous())
         q = self.fc2(y)
         return q.view(t, b, a, self.n_actions), h[0]
+
+    def forward_packed(self, inputs: Tensor, packing: Packing) -> Tensor:
+        """Packed episodes from a zero hidden state: inputs ``[n_rows, a, e]`` (rows of ``packing``,
+        time-major) -> q ``[n_rows, a, n_actions]``. Equals ``forward_seq`` on the real slots.
+
+        fc1, the GRU's input products and fc2 run once on the real rows; the recurrence steps
+        through time on the shrinking prefix of still-running episodes (nn.GRU's equations)."""
+        check_inputs("RNNAgent", inputs, 3, self.input_shape)
+        rows, a, e = inputs.shape
+        x = F.relu(self.fc1(inputs.reshape(rows * a, e)))
+        gi = F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)      # [rows*a, 3H]
+        w_hh, b_hh = self.rnn.weight_hh_l0, self.rnn.bias_hh_l0
+        h = self.init_hidden(packing.batch * a)
+        outs = []
+        # one split (not a slice per step: each slice's backward would zero-fill all of gi)
+        for n, gi_t in zip(packing.bs_list, gi.split([n * a for n in packing.bs_list])):
+            if n == 0:
+                break
+            h_prev = h[:n * a]
+            i_r, i_z, i_n = gi_t.chunk(3, dim=1)
+            h_r, h_z, h_n = F.linear(h_prev, w_hh, b_hh).chunk(3, dim=1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            cand = torch.tanh(i_n + r * h_n)
+            h = cand + z * (h_prev - cand)                                 # (1 - z) * cand + z * h
+            outs.append(h)
+        y = torch.cat(outs, dim=0) if outs else x.new_zeros(0, self.hidden_dim)
+        return self.fc2(y).view(rows, a, self.n_actions)

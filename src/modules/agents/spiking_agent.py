@@ -19,6 +19,7 @@ from typing import Any, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.packing import Packing
 from modules.neurons import REGISTRY as NEURON_REGISTRY
 from modules.neurons.base import State
 from utils.registry import lookup
@@ -101,6 +102,28 @@ class SpikingAgent(nn.Module):
             state = tuple(s[(t - 1) * n:] for s in state)     # state after the last decision
         q = self.fc2(out)
         return q.view(t, b, a, self.n_actions), state
+
+    def forward_packed(self, inputs: Tensor, packing: Packing) -> Tensor:
+        """Packed episodes from a zero state: inputs ``[n_rows, a, e]`` (rows of ``packing``,
+        time-major) -> q ``[n_rows, a, n_actions]``. Equals ``forward_seq`` on the real slots.
+
+        The encoder, the synaptic products and the decoder run once on the real rows; with TAP
+        the element-wise neuron scan runs on the rank-ordered time-major layout (padding only
+        after each episode's end, so it never reaches a real slot); without TAP every decision
+        is independent and the T-step scan runs on the real rows alone."""
+        check_inputs(self._name, inputs, 3, self.input_shape)
+        rows, a, e = inputs.shape
+        x = F.relu(self.fc1(inputs.reshape(rows, a, e)))
+        pre = self.spiking.project(x)                                      # [rows, a, proj]
+        if self.tap:
+            seq = packing.to_time_major(pre).flatten(1, 2)                 # [T, batch*a, proj]
+            spikes, _ = self.spiking.integrate(seq, self.init_hidden(seq.shape[1]))
+            out = packing.from_time_major(spikes.view(packing.T, packing.batch, a, self.hidden_dim))
+        else:
+            flat = pre.reshape(1, rows * a, pre.shape[-1]).expand(self.T, -1, -1)
+            spikes, _ = self.spiking.integrate(flat, self.spiking.init_state(rows * a, x.device))
+            out = spikes.mean(0).view(rows, a, self.hidden_dim)
+        return self.fc2(out)
 
 
 class LIFAgent(SpikingAgent):
