@@ -28,17 +28,20 @@ from utils.registry import MissingDependencyError, RegistryError, lookup  # noqa
 USER_ERRORS = (ConfigError, RegistryError, MissingDependencyError, ValueError, FileNotFoundError)
 
 
+def run_variant(config: Dict[str, Any]) -> str:
+    """The network that distinguishes runs: the agent, or the spiking actor's neuron on MuJoCo
+    ("ann" for the ANN actor). Also used by src/results.py to label runs."""
+    if config.get("run") == "td3_mujoco":
+        return str(config.get("actor_neuron")) if config.get("actor_type") == "snn" else "ann"
+    return str(config.get("agent"))
+
+
 def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """Fill derived keys (run name, device) that depend on other keys."""
     from utils.device import resolve_device
 
     if not config.get("name"):
-        # the network that distinguishes runs: the agent, or the spiking actor's neuron on MuJoCo
-        if config["run"] == "td3_mujoco":
-            variant = config["actor_neuron"] if config["actor_type"] == "snn" else "ann"
-        else:
-            variant = config["agent"]
-        config["name"] = f"{config['config_name']}_{variant}"
+        config["name"] = f"{config['config_name']}_{run_variant(config)}"
     config["device"] = resolve_device(config.get("device", "auto"))
     return config
 
