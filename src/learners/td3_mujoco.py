@@ -7,13 +7,21 @@ Three modes (``resolve_mode``):
   actor is a soft-updated copy of the spiking actor.
 * ``"proxy"`` (``actor_type: snn``, ``proxy_target: True``): the Proxy Target framework. An ANN
   proxy (``proxy_hidden``, default 512-512 ReLU + tanh, on the raw state) is fitted after every
-  training step with ``proxy_steps`` Adam steps on ``mean ||proxy(s) - SNN(s)||^2`` (``F.mse_loss``)
-  over the sampled replay states, and it alone produces the target actions of the critic update.
+  training step with ``proxy_steps`` (K) Adam steps (lr ``proxy_lr``), step k on its own freshly
+  sampled replay batch ``s_k``, minimising ``mean ||proxy(s_k) - SNN(s_k)||^2`` (``F.mse_loss``),
+  as the authors' released code does; it alone produces the target actions of the critic update.
   There is no target copy of the spiking actor. The critic targets still soft-update (``tau``).
+  The SNN's actions for the K batches are one no-grad forward over all ``K * batch`` states (the
+  SNN does not change during the fit), so no SNN graph is kept alive.
 
 One ``train_step`` = one critic update; every ``policy_delay``-th one also updates the actor
 (``-Q1(s, actor(s))``) and soft-updates the targets; in proxy mode the proxy is fitted last,
 so it follows the freshly updated spiking actor.
+
+Mechanism check (``target_shift_states`` > 0): on the first ``target_shift_states`` next-states
+of each critic batch, ``target_shift`` = RMS over states and action dims of the change of the
+target policy's (noise-free) action over this ``train_step``, in units of ``max_action``:
+the soft-updated SNN copy in snn mode (it moves only on actor steps), the proxy in proxy mode.
 """
 from __future__ import annotations
 
@@ -47,11 +55,6 @@ def resolve_mode(actor_type: str, proxy_target: bool) -> str:
     return "proxy" if proxy_target else "snn"
 
 
-def default_proxy_lr(neuron: str) -> float:
-    """The paper's proxy learning rate: 1e-3 for LIF, 3e-3 for CLIF and DN."""
-    return 1e-3 if neuron == "lif" else 3e-3
-
-
 def compute_target_actions(target_policy: Callable[[Tensor], Tensor], next_obs: Tensor,
                            max_action: Tensor, noise_std: float, noise_clip: float,
                            generator: Optional[torch.Generator] = None) -> Tensor:
@@ -61,7 +64,13 @@ def compute_target_actions(target_policy: Callable[[Tensor], Tensor], next_obs: 
     and ``c = noise_clip * max_a`` per dimension. Returns ``[batch, act_dim]`` (no gradient).
     """
     with torch.no_grad():
-        act = target_policy(next_obs)
+        return smooth_target_actions(target_policy(next_obs), max_action, noise_std, noise_clip, generator)
+
+
+def smooth_target_actions(act: Tensor, max_action: Tensor, noise_std: float, noise_clip: float,
+                          generator: Optional[torch.Generator] = None) -> Tensor:
+    """The smoothing of ``compute_target_actions`` applied to given actions ``act [batch, act_dim]``."""
+    with torch.no_grad():
         if noise_std > 0:
             eps = torch.randn(act.shape, generator=generator, device=act.device, dtype=act.dtype)
             eps = eps * (noise_std * max_action)
@@ -75,10 +84,11 @@ def build_actor(mode: str, obs_dim: int, act_dim: int, max_action: Union[float, 
     """The behaviour/deployment actor: an ``ANNActor`` for "ann", a ``SpikingActor`` otherwise."""
     if mode == "ann":
         return ANNActor(obs_dim, act_dim, max_action, args.mujoco_actor_hidden)
+    kwargs = {"theta_u_sign": int(getattr(args, "dn_theta_u_sign", 1))} if args.actor_neuron == "dn" else {}
     return SpikingActor(obs_dim, act_dim, max_action, neuron=args.actor_neuron, T=args.popsan_T,
                         enc_pop=args.popsan_enc_pop, dec_pop=args.popsan_dec_pop,
                         hidden=args.popsan_hidden, enc_mean_range=args.popsan_enc_mean_range,
-                        enc_std=args.popsan_enc_std)
+                        enc_std=float(args.popsan_enc_std), neuron_kwargs=kwargs)
 
 
 class _TrainState:
@@ -138,14 +148,18 @@ class TD3MujocoLearner:
         self.proxy_optim: Optional[torch.optim.Optimizer] = None
         if self.mode == "proxy":
             self.proxy = make_proxy_actor(obs_dim, act_dim, max_action, args.proxy_hidden).to(self.device)
-            lr = args.proxy_lr if args.proxy_lr is not None else default_proxy_lr(args.actor_neuron)
-            self.proxy_lr = float(lr)
+            self.proxy_lr = float(args.proxy_lr)
+            if not self.proxy_lr > 0:
+                raise ValueError(f"proxy_lr must be > 0, got {args.proxy_lr} (the released default is 0.001)")
             self.proxy_steps = int(args.proxy_steps)
             if self.proxy_steps < 1:
                 raise ValueError(f"proxy_steps must be >= 1, got {self.proxy_steps}")
             self.proxy_optim = torch.optim.Adam(self.proxy.parameters(), lr=self.proxy_lr)
         else:
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.target_shift_states = int(getattr(args, "target_shift_states", 0))
+        if self.target_shift_states < 0:
+            raise ValueError(f"target_shift_states must be >= 0, got {self.target_shift_states}")
         self.n_updates = 0
 
     # ------------------------------------------------------------------ acting
@@ -155,10 +169,18 @@ class TD3MujocoLearner:
         return self.proxy if self.mode == "proxy" else self.actor_target
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic action of the (spiking or ANN) actor for one ``obs [obs_dim]`` -> ``[act_dim]``."""
+        """Deterministic action of the (spiking or ANN) actor: ``obs [obs_dim]`` -> ``[act_dim]``,
+        or a batch ``[n, obs_dim]`` -> ``[n, act_dim]``."""
         with torch.no_grad():
-            o = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-            return self.actor(o)[0].cpu().numpy()
+            o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            if o.dim() == 1:
+                return self.actor(o.unsqueeze(0))[0].cpu().numpy()
+            return self.actor(o).cpu().numpy()
+
+    @property
+    def proxy_states_needed(self) -> int:
+        """Replay states ``train_step`` needs for the proxy fit: ``proxy_steps`` batches (0 outside proxy mode)."""
+        return self.proxy_steps if self.mode == "proxy" else 0
 
     def target_actions(self, next_obs: Tensor) -> Tensor:
         """Smoothed target actions ``[batch, act_dim]`` from ``target_policy``."""
@@ -166,10 +188,16 @@ class TD3MujocoLearner:
                                       self.target_noise, self.target_noise_clip)
 
     # ---------------------------------------------------------------- training
-    def update_critic(self, batch: Dict[str, Tensor]) -> Dict[str, float]:
-        """One critic step on ``batch`` (see ``TransitionReplay.sample``); returns stats."""
-        next_act = self.target_actions(batch["next_obs"])
+    def update_critic(self, batch: Dict[str, Tensor], clean_target: Optional[Tensor] = None
+                      ) -> Dict[str, float]:
+        """One critic step on ``batch`` (see ``TransitionReplay.sample``); returns stats.
+        ``clean_target``: the target policy's noise-free actions on ``batch["next_obs"]`` if
+        already computed."""
         with torch.no_grad():
+            if clean_target is None:
+                clean_target = self.target_policy(batch["next_obs"])
+            next_act = smooth_target_actions(clean_target, self.max_action, self.target_noise,
+                                             self.target_noise_clip)
             tq1, tq2 = self.critic_target(batch["next_obs"], next_act)
             target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * torch.min(tq1, tq2)
         q1, q2 = self.critic(batch["obs"], batch["actions"])
@@ -187,19 +215,27 @@ class TD3MujocoLearner:
                           "Lower actor_lr or check the critic's values.")
         return {"actor_loss": loss.item()}
 
-    def update_proxy(self, obs: Tensor) -> Dict[str, float]:
-        """``proxy_steps`` Adam steps of ``mse(proxy(s), SNN(s))`` on states ``obs [batch, obs_dim]``."""
+    def update_proxy(self, obs_batches: Tensor) -> Dict[str, float]:
+        """K Adam steps of ``mse(proxy(s_k), SNN(s_k))``, step k on ``obs_batches[k]``.
+
+        ``obs_batches [K, batch, obs_dim]`` (K = ``proxy_steps``; fresh replay samples). Returns
+        ``proxy_loss`` (the K-th step's loss) and ``proxy_loss_first`` (the first step's, before
+        any fit this train step: how far the SNN has moved from the proxy).
+        """
         assert self.proxy is not None and self.proxy_optim is not None
-        with torch.no_grad():
-            snn_act = self.actor(obs)
-        first = last = 0.0
-        for k in range(self.proxy_steps):
-            loss = F.mse_loss(self.proxy(obs), snn_act)
-            gradient_step(self.proxy_optim, loss, "the proxy loss", "Lower proxy_lr.")
-            if k == 0:
-                first = loss.item()
-            last = loss.item()
-        return {"proxy_loss": last, "proxy_loss_first": first}
+        if obs_batches.dim() != 3 or obs_batches.shape[0] != self.proxy_steps:
+            raise ValueError(f"update_proxy expects [proxy_steps={self.proxy_steps}, batch, obs_dim] "
+                             f"states, got {tuple(obs_batches.shape)}")
+        k, b = obs_batches.shape[:2]
+        with torch.no_grad():   # one SNN forward for all K batches; no SNN graph is kept
+            snn_act = self.actor(obs_batches.reshape(k * b, -1)).reshape(k, b, -1)
+        losses = []
+        for i in range(k):
+            loss = F.mse_loss(self.proxy(obs_batches[i]), snn_act[i])
+            gradient_step(self.proxy_optim, loss, f"the proxy loss after {self.n_updates} updates",
+                          "Lower proxy_lr.")
+            losses.append(loss.item())
+        return {"proxy_loss": losses[-1], "proxy_loss_first": losses[0]}
 
     def soft_update_targets(self) -> None:
         """Polyak-average the critic target (and the actor target, outside proxy mode)."""
@@ -207,16 +243,28 @@ class TD3MujocoLearner:
         if self.actor_target is not None:
             soft_update(self.actor_target, self.actor, self.tau)
 
-    def train_step(self, batch: Dict[str, Tensor]) -> Dict[str, float]:
+    def train_step(self, batch: Dict[str, Tensor], proxy_obs: Optional[Tensor] = None) -> Dict[str, float]:
         """Critic update; every ``policy_delay``-th call also the actor and target updates;
-        in proxy mode then the proxy fit. Returns the stats of the updates done."""
-        stats = self.update_critic(batch)
+        in proxy mode then the proxy fit on ``proxy_obs [proxy_steps, batch, obs_dim]`` (fresh
+        replay states, see ``proxy_states_needed``). Returns the stats of the updates done."""
+        if self.mode == "proxy" and proxy_obs is None:
+            raise ValueError("proxy mode: train_step needs proxy_obs, proxy_steps freshly sampled "
+                             "replay batches of states [proxy_steps, batch, obs_dim]")
+        with torch.no_grad():
+            clean = self.target_policy(batch["next_obs"])
+        stats = self.update_critic(batch, clean)
         self.n_updates += 1
         if self.n_updates % self.policy_delay == 0:
             stats.update(self.update_actor(batch["obs"]))
             self.soft_update_targets()
         if self.mode == "proxy":
-            stats.update(self.update_proxy(batch["obs"]))
+            stats.update(self.update_proxy(proxy_obs))
+        if self.target_shift_states > 0:
+            n = self.target_shift_states
+            with torch.no_grad():
+                after = self.target_policy(batch["next_obs"][:n])
+                shift = ((after - clean[:n]) / self.max_action).pow(2).mean().sqrt()
+            stats["target_shift"] = shift.item()
         return stats
 
     # ------------------------------------------------------------ checkpoints

@@ -4,12 +4,17 @@
 Gaussian exploration noise (``expl_noise * max_action``); one ``train_step`` per environment step
 once the replay holds ``batch_size_transitions`` transitions and ``t_env >= start_steps``; a
 deterministic evaluation of the actor (the spiking actor in snn/proxy modes) over
-``test_nepisode`` episodes at ``t_env = 0`` and every ``test_interval`` steps.
+``test_nepisode`` episodes from the same fixed start states every time (``_Tester``) at
+``t_env = 0`` and every ``test_interval`` steps. In proxy mode every update also gets
+``proxy_steps`` fresh replay batches for the proxy fit.
 
 Logged stats: ``test_return_mean/std/max``, ``test_ep_length_mean``, ``test_return_best`` (the
-best evaluation so far: the paper's "max average return"), ``return_mean``, ``ep_length_mean``,
-``critic_loss``, ``actor_loss``, ``q_taken_mean``, ``target_mean``, ``proxy_loss``,
-``proxy_loss_first``, ``test_firing_rate`` (snn/proxy), ``steps_per_sec``.
+best evaluation so far: the paper's "max average return"), ``test_return_last5_mean`` (mean of
+the last 5 evaluations), ``return_mean``, ``ep_length_mean``, ``critic_loss``, ``actor_loss``,
+``q_taken_mean``, ``target_mean``, ``proxy_loss``, ``proxy_loss_first``, ``target_shift``
+(with ``target_shift_states`` > 0), ``test_firing_rate`` (snn/proxy), ``steps_per_sec``.
+``evaluate=True energy=True`` also counts the actor's operations on the evaluation states
+(``run.energy.report_popsan_energy``).
 
 Checkpoints (``save_model``): ``actor.pt`` (the deployable actor, nothing else) and
 ``train_state.pt`` (critic, targets or proxy, optimisers). ``checkpoint_path`` resumes training
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -53,26 +58,40 @@ def check_args(args: Any) -> str:
     return mode
 
 
-def evaluate(act: Callable[[np.ndarray], np.ndarray], env: Any, n_episodes: int
-             ) -> Tuple[List[float], List[int]]:
-    """Run ``n_episodes`` episodes of the deterministic policy ``act``; returns (returns, lengths)."""
-    returns, lengths = [], []
-    for _ in range(n_episodes):
-        obs, _ = env.reset()
-        done, ret, length = False, 0.0, 0
-        while not done:
-            obs, rew, terminated, truncated, _ = env.step(act(obs))
-            ret += float(rew)
-            length += 1
-            done = terminated or truncated
-        returns.append(ret)
-        lengths.append(length)
-    return returns, lengths
+def evaluate(act: Callable[[np.ndarray], np.ndarray], envs: Sequence[Any], seeds: Sequence[int]
+             ) -> Tuple[List[float], List[int], np.ndarray]:
+    """One episode of the deterministic policy ``act`` in each of ``envs``, env i reset with
+    ``seeds[i]`` (the same start states at every evaluation); the unfinished envs step together
+    with one batched ``act(obs [n, obs_dim]) -> [n, act_dim]`` call per step.
+
+    Returns (returns, lengths) per episode and every observation acted on, ``[steps, obs_dim]``.
+    """
+    if len(envs) != len(seeds):
+        raise ValueError(f"evaluate: {len(envs)} envs but {len(seeds)} seeds")
+    obs = [env.reset(seed=int(seed))[0] for env, seed in zip(envs, seeds)]
+    returns, lengths = [0.0] * len(envs), [0] * len(envs)
+    live = list(range(len(envs)))
+    visited = []
+    while live:
+        batch = np.asarray([obs[i] for i in live], dtype=np.float32)
+        visited.append(batch)
+        actions = act(batch)
+        still = []
+        for j, i in enumerate(live):
+            obs[i], rew, terminated, truncated, _ = envs[i].step(actions[j])
+            returns[i] += float(rew)
+            lengths[i] += 1
+            if not (terminated or truncated):
+                still.append(i)
+        live = still
+    states = np.concatenate(visited, 0) if visited else np.zeros((0, 0), dtype=np.float32)
+    return returns, lengths, states
 
 
-def _firing_rate(learner: TD3MujocoLearner, env: Any, n_states: int = 64) -> float:
-    """Mean firing rate of the spiking actor's layers on states from one short rollout."""
-    obs, _ = env.reset()
+def _firing_rate(learner: TD3MujocoLearner, env: Any, seed: int, n_states: int = 64) -> float:
+    """Mean firing rate of the spiking actor's layers on the states of one short rollout of its
+    own env, reset with ``seed`` (the same start at every evaluation)."""
+    obs, _ = env.reset(seed=int(seed))
     states = [obs]
     for _ in range(n_states - 1):
         obs, _, terminated, truncated, _ = env.step(learner.act(obs))
@@ -85,27 +104,58 @@ def _firing_rate(learner: TD3MujocoLearner, env: Any, n_states: int = 64) -> flo
     return float(torch.cat([r.flatten() for r in rates]).mean())
 
 
+LAST_EVALS = 5  # test_return_last5_mean: the mean over this many latest evaluations
+
+
 class _Tester:
-    """Evaluations on a separate env (seed ``seed + 100``), tracking the best mean return."""
+    """Evaluations as the Proxy Target authors run them: ``test_nepisode`` episodes from fixed
+    start states (env i reset with seed ``seed + 100 + i`` at every evaluation), the episodes
+    batched through the actor. Tracks the best evaluation mean (the paper's "max average
+    return", ``test_return_best``) and the mean of the last ``LAST_EVALS`` evaluations; both
+    survive resume through ``state_dict``/``load_state_dict``. The firing-rate rollout of a
+    spiking actor runs on its own env (seed ``seed + 100 + test_nepisode``)."""
 
     def __init__(self, args: Any, learner: TD3MujocoLearner, logger: Any) -> None:
-        self.env = _make_env(args, int(args.seed) + 100)
+        n = int(args.test_nepisode)
+        if n < 1:
+            raise ValueError(f"test_nepisode must be >= 1 for td3_mujoco evaluations, got {n}")
+        base = int(args.seed) + 100
+        self.seeds = [base + i for i in range(n)]
+        self.envs = [_make_env(args, s) for s in self.seeds]
+        self.rate_seed = base + n
+        self.rate_env = _make_env(args, self.rate_seed) if learner.mode != "ann" else None
         self.args, self.learner, self.logger = args, learner, logger
         self.best = -float("inf")
+        self.history: List[List[float]] = []     # [t_env, mean return] per evaluation
+        self.last_states = np.zeros((0, 0), dtype=np.float32)
 
     def __call__(self, t_env: int) -> float:
-        returns, lengths = evaluate(self.learner.act, self.env, int(self.args.test_nepisode))
+        returns, lengths, self.last_states = evaluate(self.learner.act, self.envs, self.seeds)
         mean = float(np.mean(returns))
         self.best = max(self.best, mean)
+        self.history.append([int(t_env), mean])
         log = self.logger.log_stat
         log("test_return_mean", mean, t_env)
         log("test_return_std", float(np.std(returns)), t_env)
         log("test_return_max", float(np.max(returns)), t_env)
         log("test_ep_length_mean", float(np.mean(lengths)), t_env)
+        log("test_return_last5_mean", float(np.mean([m for _, m in self.history[-LAST_EVALS:]])), t_env)
+        if self.rate_env is not None:
+            log("test_firing_rate", _firing_rate(self.learner, self.rate_env, self.rate_seed), t_env)
         log("test_return_best", self.best, t_env)
-        if self.learner.mode != "ann":
-            log("test_firing_rate", _firing_rate(self.learner, self.env), t_env)
         return mean
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Best-so-far and the evaluation history (JSON-friendly), for resume."""
+        return {"best": self.best, "history": [list(h) for h in self.history]}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.history = [[int(t), float(m)] for t, m in state["history"]]
+
+    def close(self) -> None:
+        for env in self.envs + ([self.rate_env] if self.rate_env is not None else []):
+            env.close()
 
 
 def run_td3_mujoco(args: Any, logger: Any) -> None:
@@ -130,16 +180,19 @@ def run_td3_mujoco(args: Any, logger: Any) -> None:
         load_checkpoint(step_dir, parts, map_location=learner.device, required=tuple(parts))
         logger.console.info(f"loaded checkpoint {step_dir} (t_env {t_env})")
 
-    if getattr(args, "energy", False):
-        logger.console.warning("energy=True is not implemented for td3_mujoco; ignoring it "
-                               "(test_firing_rate is logged for spiking actors).")
+    if getattr(args, "energy", False) and not args.evaluate:
+        logger.console.warning("energy=True counts operations only with evaluate=True; this training "
+                               "run ignores it (test_firing_rate is logged for spiking actors).")
     tester = _Tester(args, learner, logger)
     if args.evaluate:
         mean = tester(t_env)
+        if getattr(args, "energy", False):
+            from run.energy import report_popsan_energy
+            report_popsan_energy(args, learner.actor, tester.last_states, logger, t_env)
         logger.print_recent_stats()
         logger.console.info(f"evaluation over {args.test_nepisode} episodes: return {mean:.2f}")
         env.close()
-        tester.env.close()
+        tester.close()
         return
 
     t_max = int(args.t_max)
@@ -184,7 +237,12 @@ def run_td3_mujoco(args: Any, logger: Any) -> None:
                 ep_ret, ep_len = 0.0, 0
 
             if t_env >= int(args.start_steps) and len(replay) >= batch_size:
-                for k, v in learner.train_step(replay.sample(batch_size, learner.device)).items():
+                batch = replay.sample(batch_size, learner.device)
+                proxy_obs = None
+                n_fit = learner.proxy_states_needed
+                if n_fit:   # K fresh batches for the proxy fit
+                    proxy_obs = replay.sample(n_fit * batch_size, learner.device)["obs"].reshape(n_fit, batch_size, -1)
+                for k, v in learner.train_step(batch, proxy_obs).items():
                     train_stats[k].append(v)
 
             if t_env - last_test >= int(args.test_interval) or t_env == t_max:
@@ -217,4 +275,4 @@ def run_td3_mujoco(args: Any, logger: Any) -> None:
 
     logger.console.info(f"finished: best test return {tester.best:.2f}")
     env.close()
-    tester.env.close()
+    tester.close()

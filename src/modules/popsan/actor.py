@@ -6,12 +6,13 @@ observation dim, regular spike trains over ``T`` steps) -> spiking hidden layers
 count / ``T``) -> per-action linear readout -> ``max_action * tanh(.)``.
 
 The network is feed-forward within a time step, so each layer is run over all ``T`` steps
-before the next (one matmul per layer for the whole spike train); this equals the
-step-interleaved simulation exactly.
+before the next (one matmul per layer for the whole spike train, then the neuron's fused
+``unroll`` over ``T``); this equals the step-interleaved simulation. ``set_fused(actor, False)``
+switches every layer back to the reference step loop (for tests and the speed benchmark).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -31,29 +32,29 @@ class SpikingLayer(nn.Module):
         self.fc = nn.Linear(in_dim, out_dim)
         self.neuron = neuron
         self.out_dim = out_dim
+        self.fused = True
 
     def forward(self, x: Tensor) -> Tensor:
         """``x [T, batch, in]`` -> spikes ``[T, batch, out]`` (state starts at zero)."""
         currents = self.fc(x)                                         # [T, batch, out]
-        state = self.neuron.init_state(x.shape[1], self.out_dim, x.device, currents.dtype)
-        out = []
-        for t in range(x.shape[0]):
-            s, state = self.neuron.step(currents[t], state)
-            out.append(s)
-        return torch.stack(out, 0)
+        return self.neuron.unroll(currents) if self.fused else self.neuron.unroll_steps(currents)
 
 
 class SpikingActor(nn.Module):
     """Deterministic spiking policy ``obs [batch, obs_dim] -> action [batch, act_dim]``.
 
     ``max_action``: a float or a per-dimension sequence (symmetric bounds ``[-m, m]``).
-    ``neuron``: a key of ``POPSAN_NEURONS`` ("lif" | "clif" | "dn").
+    ``neuron``: a key of ``POPSAN_NEURONS`` ("lif" | "clif" | "dn"); ``neuron_kwargs``: extra
+    constructor arguments of that neuron (e.g. ``{"theta_u_sign": -1}`` for DN).
+    ``enc_std``: initial std of the Gaussian receptive fields (default ``sqrt(0.05)``, the Proxy
+    Target authors' released value).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, max_action: Union[float, Sequence[float]],
                  neuron: str = "lif", T: int = 5, enc_pop: int = 10, dec_pop: int = 10,
                  hidden: Sequence[int] = (256, 256), enc_mean_range: Sequence[float] = (-1.0, 1.0),
-                 enc_std: float = 0.15, surrogate_width: float = 1.0) -> None:
+                 enc_std: float = 0.05 ** 0.5, surrogate_width: float = 1.0,
+                 neuron_kwargs: Optional[Dict[str, Any]] = None) -> None:
         super().__init__()
         neuron_cls = lookup(POPSAN_NEURONS, neuron, what="actor_neuron")
         if len(hidden) < 1:
@@ -63,7 +64,8 @@ class SpikingActor(nn.Module):
         self.encoder = PopulationEncoder(obs_dim, enc_pop, T, enc_mean_range, enc_std, squash=True)
         sizes = [self.encoder.out_dim] + [int(h) for h in hidden] + [act_dim * dec_pop]
         self.layers = nn.ModuleList(
-            SpikingLayer(sizes[i], sizes[i + 1], neuron_cls(surrogate_width=surrogate_width))
+            SpikingLayer(sizes[i], sizes[i + 1],
+                         neuron_cls(surrogate_width=surrogate_width, **(neuron_kwargs or {})))
             for i in range(len(sizes) - 1))
         self.decoder = PopulationDecoder(act_dim, dec_pop)
         self.register_buffer("max_action", action_bound(max_action, act_dim))
@@ -84,4 +86,15 @@ class SpikingActor(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         """``obs [batch, obs_dim]`` -> action ``[batch, act_dim]`` in ``[-max_action, max_action]``."""
-        return self.forward_with_rates(obs)[0]
+        x = self.encoder(obs)                                         # [T, batch, enc]
+        for layer in self.layers:
+            x = layer(x)
+        return self.max_action * torch.tanh(self.decoder(x.mean(0)))
+
+
+def set_fused(actor: nn.Module, fused: bool) -> None:
+    """Run every ``SpikingLayer`` of ``actor`` with the fused ``unroll`` (True) or the reference
+    step loop (False); same results, different speed."""
+    for m in actor.modules():
+        if isinstance(m, SpikingLayer):
+            m.fused = bool(fused)

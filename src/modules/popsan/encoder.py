@@ -2,7 +2,8 @@
 
 Each observation dimension ``j`` is seen by ``pop`` neurons with Gaussian receptive fields
 ``a_{j,k} = exp(-(x_j - mu_{j,k})^2 / (2 sigma_{j,k}^2))`` on ``x = tanh(obs)`` (the means
-start evenly spaced over ``mean_range``, every ``sigma`` starts at ``std``; both are learned).
+start evenly spaced over ``mean_range``, every ``sigma`` starts at ``std``, default ``sqrt(0.05)``
+as in the Proxy Target release; both are learned).
 The activations drive deterministic regular spike trains over ``T`` steps: a
 non-leaky accumulator ``w_t = w_{t-1} + a`` emits ``s_t = H(w_t - 0.999)`` and subtracts
 1 when it fires, so a neuron with activation ``a`` fires about ``a * T`` times. The spike's
@@ -30,7 +31,7 @@ class PopulationEncoder(nn.Module):
     """
 
     def __init__(self, obs_dim: int, pop: int = 10, T: int = 5,
-                 mean_range: Sequence[float] = (-1.0, 1.0), std: float = 0.15,
+                 mean_range: Sequence[float] = (-1.0, 1.0), std: float = 0.05 ** 0.5,
                  squash: bool = True) -> None:
         super().__init__()
         if obs_dim < 1 or pop < 2 or T < 1:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from modules.popsan.actor import SpikingActor
+from modules.popsan.actor import SpikingActor, set_fused
 from utils.registry import RegistryError
 
 
@@ -47,3 +47,28 @@ def test_actor_is_deterministic_and_step_equivalent():
 def test_unknown_neuron_lists_valid():
     with pytest.raises(RegistryError, match="clif, dn, lif"):
         SpikingActor(obs_dim=3, act_dim=1, max_action=1.0, neuron="grsn")
+
+
+@pytest.mark.parametrize("neuron", ["lif", "clif"])
+def test_fused_actor_equals_reference_step_loop(neuron):
+    """set_fused(False) (the step loop) and the fused default give the same actions and gradients."""
+    torch.manual_seed(2)
+    actor = SpikingActor(obs_dim=4, act_dim=2, max_action=1.0, neuron=neuron, hidden=(24, 24))
+    obs = torch.randn(32, 4) * 2
+    grads = []
+    for fused in (True, False):
+        set_fused(actor, fused)
+        actor.zero_grad()
+        a = actor(obs)
+        a.pow(2).sum().backward()
+        grads.append((a.detach(), [p.grad.clone() for p in actor.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    for g_f, g_r in zip(grads[0][1], grads[1][1]):
+        assert torch.allclose(g_f, g_r, atol=1e-5)
+
+
+def test_encoder_std_default_and_neuron_kwargs():
+    actor = SpikingActor(obs_dim=3, act_dim=1, max_action=1.0, neuron="dn", hidden=(8,),
+                         neuron_kwargs={"theta_u_sign": -1})
+    assert torch.allclose(actor.encoder.std, torch.full((3, 10), 0.05 ** 0.5))
+    assert all(layer.neuron.theta_u_sign == -1 for layer in actor.layers)

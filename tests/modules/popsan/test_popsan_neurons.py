@@ -34,29 +34,73 @@ def test_clif_hand_computed():
     assert v.item() == pytest.approx(0.525)
 
 
-def test_dn_hand_computed():
-    n = DNNeuron()
-    # step 1 from rest, c = 1: v = 0 + (0 - 0 - 0 + 1) = 1 -> spike; u = 0 + (-0.172*0 - 0.529*0) = 0
+@pytest.mark.parametrize("sign, u_exp", [(1, 0.132 + (-0.172 * 0.021 + 0.529 * 0.132)),
+                                          (-1, 0.132 + (-0.172 * 0.021 - 0.529 * 0.132))])
+def test_dn_hand_computed(sign, u_exp):
+    n = DNNeuron(theta_u_sign=sign)
+    # step 1 from rest, c = 1: v = 0 + (0 - 0 - 0 + 1) = 1 -> spike; u = 0 + (-0.172*0 +- 0.529*0) = 0
     s, state = n.step(torch.tensor([[1.0]]), n.init_state(1, 1))
     c, v, u, s = state
     assert (c.item(), v.item(), u.item(), s.item()) == pytest.approx((1.0, 1.0, 0.0, 1.0))
     # step 2, input 0: c = 0.5; reset v' = 0.021, u' = 0.132;
-    # v = 0.021 + (0.021^2 - 0.021 - 0.132 + 0.5); u = 0.132 + (-0.172*0.021 - 0.529*0.132)
+    # v = 0.021 + (0.021^2 - 0.021 - 0.132 + 0.5); u = 0.132 + (-0.172*0.021 +- 0.529*0.132)
     s, (c, v, u, s2) = n.step(torch.tensor([[0.0]]), state)
     v_exp = 0.021 + (0.021 ** 2 - 0.021 - 0.132 + 0.5)
-    u_exp = 0.132 + (-0.172 * 0.021 - 0.529 * 0.132)
     assert c.item() == pytest.approx(0.5)
     assert v.item() == pytest.approx(v_exp)
     assert u.item() == pytest.approx(u_exp)
     assert s2.item() == 0.0  # v_exp = 0.368... < 0.5
 
 
-def test_dn_theta_u_sign_decays_recovery():
-    """With v' = 0 the recovery variable shrinks by the factor (1 - theta_u) per step."""
-    n = DNNeuron()
+@pytest.mark.parametrize("sign, factor", [(1, 1.529), (-1, 1.0 - 0.529)])
+def test_dn_theta_u_sign_scales_recovery(sign, factor):
+    """With v' = 0 the recovery variable is multiplied by (1 + sign * theta_u) per step: the
+    authors' code (+1, the default) grows it, MDC-SAN's equation (-1) decays it."""
+    assert DNNeuron().theta_u_sign == 1
+    n = DNNeuron(theta_u_sign=sign)
     state = (torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1), torch.zeros(1, 1))
     _, (_, _, u, _) = n.step(torch.zeros(1, 1), state)
-    assert u.item() == pytest.approx(1.0 - 0.529)
+    assert u.item() == pytest.approx(factor)
+    with pytest.raises(ValueError, match="dn_theta_u_sign must be 1"):
+        DNNeuron(theta_u_sign=0)
+
+
+@pytest.mark.parametrize("name", ["lif", "clif", "dn"])
+def test_fused_unroll_matches_step_loop(name):
+    """unroll (fused membrane kernel for lif/clif) gives the step loop's spikes and gradients,
+    including the gradient through the reset by the previous spike."""
+    n = POPSAN_NEURONS[name]()
+    g = torch.Generator().manual_seed(0)
+    cur = (torch.rand(7, 16, 33, generator=g) * 1.6 - 0.3).requires_grad_(True)
+    w = torch.randn(7, 16, 33, generator=g)
+    ref = n.unroll_steps(cur)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), cur)
+    out = n.unroll(cur)
+    (g_out,) = torch.autograd.grad((out * w).sum(), cur)
+    assert torch.equal(out, ref)
+    assert 0.1 < ref.mean() < 0.9
+    assert g_ref.abs().sum() > 0 and torch.allclose(g_out, g_ref, atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(n.unroll(cur), ref)
+
+
+def test_lif_unroll_hand_computed_gradient():
+    """Two steps, currents (0.6, 0.3): v1 = 0.6 spikes, v2 = 0.75 * 0.6 * (1 - s1) + 0.3 = 0.3.
+    d s2 / d i1 goes only through the reset: ds2/dv2 * dv2/ds1 * ds1/dv1 = 1 * (-0.75 * 0.6) * 1."""
+    n = LIFNeuron()
+    cur = torch.tensor([[[0.6]], [[0.3]]], requires_grad=True)
+    for fn in (n.unroll, n.unroll_steps):
+        s = fn(cur)
+        assert s.flatten().tolist() == [1.0, 0.0]
+        (g,) = torch.autograd.grad(s[1].sum(), cur)
+        assert g.flatten().tolist() == pytest.approx([-0.45, 1.0])
+
+
+def test_decays_are_checked():
+    with pytest.raises(ValueError, match=r"decay_v must be in \[0, 1\)"):
+        LIFNeuron(decay_v=1.0)
+    with pytest.raises(ValueError, match="decay_c"):
+        CLIFNeuron(decay_c=-0.1)
 
 
 @pytest.mark.parametrize("name", ["lif", "clif", "dn"])
