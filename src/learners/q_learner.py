@@ -13,6 +13,7 @@ import torch
 from components.episode_buffer import EpisodeBatch
 from components.packing import Packing
 from modules.mixers import REGISTRY as MIXER_REGISTRY
+from utils.device import torch_threads
 from utils.optim import gradient_step
 from utils.registry import lookup
 from utils.rl_utils import td_lambda_targets
@@ -38,6 +39,9 @@ class QLearner:
         self.packing = str(getattr(args, "learner_packing", "packed"))
         if self.packing not in PACKING_MODES:
             raise ValueError(f"learner_packing must be one of {list(PACKING_MODES)}, got '{self.packing}'.")
+        self.threads = int(getattr(args, "learner_threads", 0) or 0)
+        if self.threads < 0:
+            raise ValueError(f"learner_threads must be >= 0 (0 = torch_threads), got {self.threads}.")
 
     def _mix(self, mixer: Optional[torch.nn.Module], qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """[..., agents] with states [..., state_dim] -> [..., 1] (or the agents' values unmixed for IQL)."""
@@ -93,7 +97,11 @@ class QLearner:
         return chosen_tot, targets, torch.ones_like(targets[:, :1])
 
     def train(self, batch: EpisodeBatch, t_env: int, episode: int) -> Dict[str, float]:
-        """One gradient step on ``batch``; returns the logged statistics."""
+        """One gradient step on ``batch`` (with ``learner_threads`` torch threads); returns the logged statistics."""
+        with torch_threads(self.threads):
+            return self._train(batch, t_env, episode)
+
+    def _train(self, batch: EpisodeBatch, t_env: int, episode: int) -> Dict[str, float]:
         args = self.args
         if self.packing == "packed":
             chosen_tot, targets, mask = self._packed_td(batch)

@@ -119,3 +119,15 @@ def test_unroll_packed_equals_unroll_on_real_slots():
 def test_unknown_packing_mode_is_a_clear_error():
     with pytest.raises(ValueError, match=r"learner_packing must be one of \['packed', 'padded'\]"):
         QLearner(BasicMAC(INFO, _args()), INFO, _args(learner_packing="ragged"), None)
+
+
+def test_learner_threads_apply_during_the_update_only():
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    _, packed = _pair(learner_threads=want)
+    seen, unroll = [], packed.mac.unroll_packed
+    packed.mac.unroll_packed = lambda *a: (seen.append(torch.get_num_threads()), unroll(*a))[1]
+    packed.train(_batch(), t_env=0, episode=0)
+    assert seen == [want] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match=r"learner_threads must be >= 0"):
+        QLearner(BasicMAC(INFO, _args()), INFO, _args(learner_threads=-1), None)
