@@ -205,3 +205,59 @@ def test_looped_env_runner_equals_vector_runner(request, vector_episodes):
     stats = runner.env.get_stats()
     assert stats["battles_game"] == 2 * N_ENVS
     assert stats["win_rate"] == stats["battles_won"] / stats["battles_game"]
+
+
+class StepCountAgent(torch.nn.Module):
+    """A stateful toy agent whose hidden state counts the steps it has seen since its reset.
+
+    Hidden state ``[batch * agents, 1]`` (zeros from ``init_hidden``, like the real agents). The
+    controller's input holds the last action one-hot, which is all zero exactly at an episode's
+    first step; so at every call the agent knows for each row how many steps of the current
+    episode came before, and records a mismatch whenever the hidden state it is given disagrees
+    (a stale state at an episode start, or a state that was reset or not carried within one).
+    Rows are env-agent slots, stable across calls of the same batch size."""
+
+    def __init__(self, obs_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.obs_dim, self.n_actions = obs_dim, n_actions
+        self.expected: Any = None
+        self.mismatches: list = []
+        self.firsts = 0
+        self.max_count = 0
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def init_hidden(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, 1)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor):
+        b, a, _ = inputs.shape
+        last = inputs.reshape(b * a, -1)[:, self.obs_dim:self.obs_dim + self.n_actions]
+        first = last.abs().sum(-1) == 0
+        if self.expected is None or self.expected.shape[0] != b * a:
+            self.expected = torch.zeros(b * a)
+        self.expected = torch.where(first, torch.zeros_like(self.expected), self.expected + 1)
+        got = hidden.reshape(b * a)
+        for row in torch.nonzero(got != self.expected).flatten().tolist():
+            self.mismatches.append((row, bool(first[row]), float(got[row]), float(self.expected[row])))
+        self.firsts += int(first.sum())
+        self.max_count = max(self.max_count, int(got.max()))
+        return torch.zeros(b, a, self.n_actions), hidden + 1
+
+
+def test_hidden_state_is_reset_at_each_episode_start_and_carried_within(request):
+    """Catches a runner that does not call ``mac.init_hidden`` per episode (the toy agent sees
+    its count from the last episode at the next episode's first step) and one that resets or
+    drops the hidden state within an episode (count 0 at a later step). Three training runs of
+    4 envs with random actions (epsilon 1): several episode starts per env."""
+    args = make_args(request, seed=5)
+    probe = BatchRunner(args, StubLogger(), n_envs=N_ENVS)
+    info = probe.env_info
+    args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
+    mac = BasicMAC(info, args)
+    mac.agent = StepCountAgent(info["obs_shape"], info["n_actions"])
+    probe.setup(mac)
+    lengths = [probe.run(test_mode=False).filled.sum(1) for _ in range(3)]
+    agent = mac.agent
+    assert not agent.mismatches, f"(row, episode start?, hidden count, expected) e.g. {agent.mismatches[:4]}"
+    assert agent.firsts >= 3 * N_ENVS * info["n_agents"]            # every episode start was seen
+    assert agent.max_count >= int(max(n.max() for n in lengths)) - 1  # carried over whole episodes
