@@ -83,6 +83,22 @@ def make_experiment(config: Dict[str, Any]):
     return ex
 
 
+def remove_failed_start(run_dir: str) -> None:
+    """Delete the sacred folder of a run that failed before logging anything (a typo in a map),
+    and its name folder's ``_sources`` and the empty parents when no other run is left there."""
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = os.path.dirname(run_dir)
+    if os.path.isdir(parent) and set(os.listdir(parent)) <= {"_sources"}:
+        shutil.rmtree(parent, ignore_errors=True)
+        parent = os.path.dirname(parent)
+        for _ in range(2):  # <scenario>/ and <env>/ folders left empty
+            if os.path.isdir(parent) and not os.listdir(parent):
+                os.rmdir(parent)
+                parent = os.path.dirname(parent)
+
+
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
@@ -100,6 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
     ex = make_experiment(config)
+    loggers: List[Any] = []  # the run's Logger, to tell a failed start (nothing logged) apart
 
     @ex.main
     def sacred_main(_run: Any, _config: Dict[str, Any]) -> None:
@@ -113,11 +130,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.torch_threads > 0:
             torch.set_num_threads(args.torch_threads)
         logger = Logger()
+        loggers.append(logger)
         logger.setup_sacred(_run)
         if args.use_tensorboard:
             logger.setup_tensorboard(os.path.join(args.local_results_path, "tb_logs", args.unique_token))
         logger.console.info(f"run '{args.run}' | {alg} on {env} | token {args.unique_token}")
-        run_fn(args, logger)
+        try:
+            run_fn(args, logger)
+        finally:
+            logger.close()
 
     # `kill` (SIGTERM) stops a run like Ctrl-C: the sacred record is closed as INTERRUPTED and
     # the run loop saves a last checkpoint
@@ -127,9 +148,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except USER_ERRORS as exc:
         if os.environ.get("SPIKEMARL_DEBUG"):
             traceback.print_exc()
-        print(f"error: {exc}\n(the run's record, with the full traceback, is in "
-              f"{ex.observers[0].dir if ex.observers[0].dir else 'results/sacred'}; "
-              f"set SPIKEMARL_DEBUG=1 to print it)", file=sys.stderr)
+        run_dir = ex.observers[0].dir
+        if run_dir and not (loggers and loggers[0].stats):
+            remove_failed_start(run_dir)
+            print(f"error: {exc}\n(the run failed before logging anything; its sacred folder was removed)",
+                  file=sys.stderr)
+        else:
+            print(f"error: {exc}\n(the run's record, with the full traceback, is in "
+                  f"{run_dir or 'results/sacred'}; set SPIKEMARL_DEBUG=1 to print it)", file=sys.stderr)
         return 1
     return 0
 

@@ -1,13 +1,28 @@
-"""One Logger for every run loop: console summaries, sacred info/metrics and tensorboard."""
+"""One Logger for every run loop: console progress, sacred info/metrics and tensorboard.
+
+Console format (the one place for it; all three run loops use it):
+
+    t_env: 20000 / 400000 (5.0 %) | 655 env steps/s | elapsed 0h00m31s | left ~0h09m40s
+    Latest stats at t_env 20000 (each stat's last logged value):
+    return_mean:      8.1000    epsilon:          0.8100    ...
+    Test at t_env 20000: test_battle_won_mean 0.3750 (best 0.4062 at t_env 10000) | test_return_mean ...
+
+``print_progress`` prints the first two parts at each log interval; ``print_test`` prints the
+latest test result (and the best so far) on its own line after every test. No value is a
+running mean unless its name says so (``*_mean`` stats are means over the episodes or updates
+since the previous log, as logged by the run loop).
+"""
 from __future__ import annotations
 
 import logging
 import math
 import sys
+import time
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
+# test stats whose best value so far is shown beside the latest one (higher is better)
+BEST_KEYS = ("test_battle_won_mean", "test_return_mean")
 
 
 class _CurrentStderrHandler(logging.StreamHandler):
@@ -31,6 +46,27 @@ def get_console_logger(name: str = "spikemarl.run") -> logging.Logger:
     return logger
 
 
+def time_str(seconds: float) -> str:
+    """``3725.4`` -> ``"1h02m05s"``; negative or non-finite -> ``"-"``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"
+
+
+def progress_line(t_env: int, t_max: int, steps_per_s: Optional[float], elapsed_s: float,
+                  left_s: Optional[float]) -> str:
+    """``t_env: T / T_MAX (P %) | R env steps/s | elapsed E | left ~L`` (unknowns print ``-``)."""
+    pct = f" ({100.0 * t_env / t_max:.1f} %)" if t_max > 0 else ""
+    rate = "-" if steps_per_s is None else f"{steps_per_s:,.0f}"
+    left = "-" if left_s is None else "~" + time_str(left_s)
+    return f"t_env: {t_env} / {t_max}{pct} | {rate} env steps/s | elapsed {time_str(elapsed_s)} | left {left}"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+
+
 class Logger:
     """Collects ``(t, value)`` per stat and forwards them to sacred and tensorboard.
 
@@ -39,43 +75,48 @@ class Logger:
     users read from info.json) and ``run.log_scalar`` writes metrics.json.
     """
 
-    def __init__(self, console: Optional[logging.Logger] = None) -> None:
+    def __init__(self, console: Optional[logging.Logger] = None, clock: Any = time.time) -> None:
         self.console = console or get_console_logger()
         self.stats: Dict[str, List[Tuple[int, float]]] = defaultdict(list)
         self._sacred_run: Any = None
         self._tb: Any = None
+        self._tb_close: Any = None
+        self._clock = clock
+        self._wall0 = clock()
+        self._t_first: Optional[int] = None  # first env step seen (a resumed run starts late)
+        self._last_progress: Optional[Tuple[int, float]] = None
 
     def setup_sacred(self, sacred_run: Any) -> None:
         """Mirror every stat into ``sacred_run.info`` and its metrics."""
         self._sacred_run = sacred_run
 
     def setup_tensorboard(self, log_dir: str) -> None:
-        """Write stats as tensorboard scalars under ``log_dir``.
-
-        Uses torch's SummaryWriter (needs the ``tensorboard`` package) or ``tensorboard_logger``.
-        """
+        """Write stats as tensorboard scalars under ``log_dir`` (torch's SummaryWriter, which needs
+        the ``tensorboard`` package pinned in requirements.txt). ``close()`` flushes them."""
         try:
             from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(log_dir)
-            self._tb = lambda k, v, t: writer.add_scalar(k, v, t)
-            return
-        except ImportError:
-            pass
-        try:
-            from tensorboard_logger import Logger as TBLogger
-            tb = TBLogger(log_dir)
-            self._tb = lambda k, v, t: tb.log_value(k, v, t)
         except ImportError as exc:
             from utils.registry import MissingDependencyError
             raise MissingDependencyError(
-                "use_tensorboard=True needs `pip install tensorboard` (or tensorboard-logger==0.1.0 "
-                "with protobuf 3.20.x); or run with use_tensorboard=False.") from exc
+                "use_tensorboard=True needs the tensorboard package: `pip install -r requirements.txt` "
+                "(it pins tensorboard); or run with use_tensorboard=False.") from exc
+        writer = SummaryWriter(log_dir)
+        self._tb = writer.add_scalar
+        self._tb_close = writer.close
+
+    def close(self) -> None:
+        """Flush and close the tensorboard writer (if any)."""
+        if self._tb_close is not None:
+            self._tb_close()
+            self._tb = self._tb_close = None
 
     def log_stat(self, key: str, value: float, t: int) -> None:
         """Record ``value`` of stat ``key`` at environment step ``t``."""
         value = float(value)
         t = int(t)
         self.stats[key].append((t, value))
+        if self._t_first is None:
+            self._t_first = t
         if self._tb is not None:
             self._tb(key, value, t)
         run = self._sacred_run
@@ -89,21 +130,53 @@ class Logger:
         series = self.stats.get(key)
         return series[-1][1] if series else None
 
-    def print_recent_stats(self, window: int = 5) -> None:
-        """Print the latest step and the mean of each stat's last ``window`` values."""
-        if not self.stats or "episode" not in self.stats:
-            keys = sorted(self.stats)
-        else:
-            keys = sorted(k for k in self.stats if k != "episode")
-        t = max((s[-1][0] for s in self.stats.values() if s), default=0)
-        lines = [f"Recent stats | t_env: {t:>10}"]
-        if "episode" in self.stats:
-            lines[0] += f" | episode: {int(self.stats['episode'][-1][1]):>8}"
+    def elapsed(self) -> float:
+        """Seconds since this logger was made (the run's start)."""
+        return self._clock() - self._wall0
+
+    def print_progress(self, t_env: int, t_max: int) -> None:
+        """The progress line (env steps/s since the previous call, time left from the average
+        rate since the first logged step), then each stat's latest value."""
+        now = self._clock()
+        t_env, t_max = int(t_env), int(t_max)
+        rate = None
+        if self._last_progress is not None and t_env > self._last_progress[0]:
+            rate = (t_env - self._last_progress[0]) / max(now - self._last_progress[1], 1e-9)
+        t0 = self._t_first if self._t_first is not None and self._t_first <= t_env else 0
+        left = None
+        if t_env > t0:
+            left = max(t_max - t_env, 0) * (now - self._wall0) / (t_env - t0)
+        if rate is None and t_env > t0:
+            rate = (t_env - t0) / max(now - self._wall0, 1e-9)
+        self._last_progress = (t_env, now)
+        self.console.info(progress_line(t_env, t_max, rate, now - self._wall0, left))
+        self.print_recent_stats()
+
+    def print_test(self, t_env: int) -> None:
+        """One line with every ``test_*`` stat logged at ``t_env`` (the latest test) and, for
+        ``BEST_KEYS``, the best value so far and its step. Also logs ``elapsed_s`` (wall time
+        since the start) at ``t_env`` unless the run loop already did."""
+        t_env = int(t_env)
+        elapsed = self.stats.get("elapsed_s")
+        if not elapsed or elapsed[-1][0] != t_env:
+            self.log_stat("elapsed_s", self.elapsed(), t_env)
+        keys = [k for k, s in self.stats.items() if k.startswith("test_") and s and s[-1][0] == t_env]
+        keys.sort(key=lambda k: (BEST_KEYS.index(k) if k in BEST_KEYS else len(BEST_KEYS), k))
         cells = []
         for k in keys:
-            vals = [v for _, v in self.stats[k][-window:]]
-            mean = float(np.mean(vals)) if vals else math.nan
-            cells.append(f"{k + ':':<24}{mean:>10.4f}")
+            cell = f"{k} {_fmt(self.stats[k][-1][1])}"
+            if k in BEST_KEYS and len(self.stats[k]) > 1:
+                best_t, best_v = max(self.stats[k], key=lambda tv: (tv[1], -tv[0]))
+                cell += f" (best {_fmt(best_v)} at t_env {best_t})"
+            cells.append(cell)
+        self.console.info(f"Test at t_env {t_env}: " + (" | ".join(cells) if cells else "no test stats logged"))
+
+    def print_recent_stats(self) -> None:
+        """Each stat's latest value (not a running mean), four per line."""
+        keys = sorted(k for k in self.stats if self.stats[k])
+        t = max((self.stats[k][-1][0] for k in keys), default=0)
+        lines = [f"Latest stats at t_env {t} (each stat's last logged value):"]
+        cells = [f"{k + ':':<24}{_fmt(self.stats[k][-1][1]):>12}" for k in keys]
         for i in range(0, len(cells), 4):
             lines.append("    ".join(cells[i:i + 4]))
         self.console.info("\n".join(lines))

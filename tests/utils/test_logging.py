@@ -1,5 +1,9 @@
+"""Logger: sacred/tensorboard mirroring and the one console format of all run loops."""
 import logging
-from utils.logging import Logger
+
+import pytest
+
+from utils.logging import Logger, progress_line, time_str
 
 
 class _FakeRun:
@@ -8,6 +12,20 @@ class _FakeRun:
 
     def log_scalar(self, key, value, t):
         self.scalars.append((key, value, t))
+
+
+class _Clock:
+    def __init__(self, t=1000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def _logger(name, clock=None):
+    console = logging.getLogger(name)
+    console.setLevel(logging.INFO)
+    return Logger(console=console, clock=clock or _Clock())
 
 
 def test_series_reach_sacred_info_and_metrics():
@@ -21,16 +39,66 @@ def test_series_reach_sacred_info_and_metrics():
     assert log.last("test_return_mean") == 2.0 and log.last("missing") is None
 
 
-def test_recent_stats_print_window_means(caplog):
-    console = logging.getLogger("test_logging_console")
-    console.setLevel(logging.INFO)
-    log = Logger(console=console)
-    for t, v in enumerate([0.0, 10.0, 20.0, 30.0]):
-        log.log_stat("loss", v, t)
-    log.log_stat("episode", 7, 3)
-    with caplog.at_level(logging.INFO, logger="test_logging_console"):
-        log.print_recent_stats(window=2)
-    text = caplog.text
-    assert "t_env:          3" in text and "episode:        7" in text
-    assert "loss:" in text and "25.0000" in text  # mean of the last two values
-    assert text.count("episode:") == 1  # in the header, not repeated as a stat cell
+def test_time_str_and_progress_line():
+    assert time_str(3725.4) == "1h02m05s" and time_str(-16) == "-" and time_str(float("nan")) == "-"
+    assert progress_line(20000, 400000, 655.2, 31.0, 580.0) == (
+        "t_env: 20000 / 400000 (5.0 %) | 655 env steps/s | elapsed 0h00m31s | left ~0h09m40s")
+    assert progress_line(0, 100, None, 2.0, None) == "t_env: 0 / 100 (0.0 %) | - env steps/s | elapsed 0h00m02s | left -"
+
+
+def test_progress_rates_and_time_left(caplog):
+    clock = _Clock()
+    log = _logger("test_logging_progress", clock)
+    log.log_stat("epsilon", 1.0, 0)
+    clock.t += 10.0
+    log.log_stat("epsilon", 0.5, 1000)
+    log.log_stat("epsilon", 0.25, 2000)
+    with caplog.at_level(logging.INFO, logger="test_logging_progress"):
+        log.print_progress(2000, 10000)  # 2000 steps in 10 s since the first step (t=0)
+        clock.t += 20.0
+        log.print_progress(4000, 10000)  # 2000 steps in the last 20 s; 4000 in 30 s overall
+        log.print_progress(12000, 10000)  # past t_max: no negative time left
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "t_env: 2000 / 10000 (20.0 %) | 200 env steps/s | elapsed 0h00m10s | left ~0h00m40s"
+    assert lines[1].startswith("Latest stats at t_env 2000 (each stat's last logged value):")
+    assert "epsilon:" in lines[1] and "0.2500" in lines[1] and "0.5833" not in lines[1]  # latest, not a mean
+    assert lines[2] == "t_env: 4000 / 10000 (40.0 %) | 100 env steps/s | elapsed 0h00m30s | left ~0h00m45s"
+    assert lines[4].endswith("left ~0h00m00s")
+
+
+def test_test_line_shows_latest_and_best(caplog):
+    clock = _Clock()
+    log = _logger("test_logging_test_line", clock)
+    for t, win, ret in [(0, 0.25, 5.0), (100, 0.5, 12.0), (200, 0.375, 14.0)]:
+        clock.t += 7.0
+        log.log_stat("test_battle_won_mean", win, t)
+        log.log_stat("test_return_mean", ret, t)
+        log.log_stat("test_ep_length_mean", 30.0, t)
+        with caplog.at_level(logging.INFO, logger="test_logging_test_line"):
+            log.print_test(t)
+    last = caplog.records[-1].getMessage()
+    assert last == ("Test at t_env 200: test_battle_won_mean 0.3750 (best 0.5000 at t_env 100) | "
+                    "test_return_mean 14.0000 (best 14.0000 at t_env 200) | test_ep_length_mean 30.0000")
+    assert [v for _, v in log.stats["elapsed_s"]] == [7.0, 14.0, 21.0]  # wall time at every test
+
+
+def test_elapsed_not_logged_twice_when_the_loop_logs_it():
+    log = _logger("test_logging_elapsed")
+    log.log_stat("test_return_mean", 1.0, 50)
+    log.log_stat("elapsed_s", 3.0, 50)
+    log.print_test(50)
+    assert log.stats["elapsed_s"] == [(50, 3.0)]
+
+
+def test_tensorboard_scalars_are_written(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = _logger("test_logging_tb")
+    log.setup_tensorboard(str(tmp_path / "tb"))
+    log.log_stat("test_return_mean", 1.5, 10)
+    log.log_stat("test_return_mean", 2.5, 20)
+    log.close()
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("test_return_mean")] == [(10, 1.5), (20, 2.5)]
