@@ -17,6 +17,7 @@ Timings are medians over ``--repeats`` after ``--warmup`` untimed calls. Writes
 
     python benchmarks/train_speed.py                      # 3m and 8m, 8 and 64 envs (~3-4 min, 2 cores)
     python benchmarks/train_speed.py --maps 3m --repeats 3 --runner-envs 8
+    python benchmarks/train_speed.py --device cuda        # GPU: Triton scans vs loops vs cuDNN GRU
 """
 from __future__ import annotations
 
@@ -294,7 +295,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--jax-cache-dir", default=os.path.join(ROOT, "results", "jax_cache"),
                    help="persistent XLA compile cache ('' = off)")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: learner update and scan kernels on the GPU, Triton vs torch loops vs "
+                   "cuDNN GRU (benchmarks/train_speed_cuda.py; writes train_speed_gpu.json)")
+    p.add_argument("--env-info-from", default=os.path.join(ROOT, "benchmarks", "results", "train_speed.json"),
+                   help="--device cuda without jaxmarl: map shapes from this train_speed.json")
     a = p.parse_args(argv)
+    if a.device == "cuda":
+        from train_speed_cuda import main_cuda
+        return main_cuda(a, base_args, fake_batch, NullLogger)
 
     if a.torch_threads > 0:
         torch.set_num_threads(a.torch_threads)
