@@ -300,6 +300,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    "cuDNN GRU (benchmarks/train_speed_cuda.py; writes train_speed_gpu.json)")
     p.add_argument("--env-info-from", default=os.path.join(ROOT, "benchmarks", "results", "train_speed.json"),
                    help="--device cuda without jaxmarl: map shapes from this train_speed.json")
+    p.add_argument("--learner-packing", default="padded,packed",
+                   help="--device cuda: learner_packing values timed (padded: rnn on cuDNN GRU)")
     a = p.parse_args(argv)
     if a.device == "cuda":
         from train_speed_cuda import main_cuda

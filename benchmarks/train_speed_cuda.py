@@ -99,10 +99,14 @@ def _summary(times: Dict[str, List[float]], ref: str) -> Dict[str, Any]:
 
 
 def bench_learners(info: Dict[str, Any], batch, seed: int, warmup: int, repeats: int,
-                   base_args: Callable, null_logger: Callable) -> Dict[str, Any]:
+                   base_args: Callable, null_logger: Callable, packing: str) -> Dict[str, Any]:
+    """ms per ``QLearner.train`` of each LEARNER_VARIANTS entry with ``learner_packing=packing``."""
     fns, modes = {}, {}
     for key, (agent, mode) in LEARNER_VARIANTS.items():
         args = base_args(seed, {})
+        if not hasattr(args, "learner_packing") and packing != "padded":
+            raise SystemExit(f"this config has no learner_packing key: use --learner-packing padded")
+        args.learner_packing = packing
         args.agent, args.mac_unroll, args.device = agent, "sequence", DEVICE
         args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
         args.state_shape, args.obs_shape = info["state_shape"], info["obs_shape"]
@@ -166,14 +170,17 @@ def markdown(res: Dict[str, Any]) -> str:
              f"repeats after {meta['warmup']} warm-up calls, variants taking turns within every repeat; "
              f"ratios are medians of per-repeat ratios. Total wall time {meta['wall_s']:.0f} s.", "",
              f"## (a) Learner update: ms per `QLearner.train()` (QMIX, `mac_unroll=sequence`), batch "
-             f"{meta['batch_size']} episodes x T = {meta['T']}, hidden 64", "",
+             f"{meta['batch_size']} full episodes x T = {meta['T']}, hidden 64", "",
              "triton = spiking scans in the Triton kernels (default on CUDA); loops = the torch loops of "
-             "scan.py on the GPU (Triton off). First call includes Triton compilation.", "",
-             "| map | variant | ms median (min) | / rnn | first call s |", "|---|---|---|---|---|"]
-    for m, rows in res["learner"].items():
-        for k, r in rows.items():
-            lines.append(f"| {m} | {k} | {r['ms_median']:.2f} ({r['ms_min']:.2f}) | "
-                         f"{r['over_rnn_median_of_ratios']:.2f} | {r['first_call_s']:.1f} |")
+             "scan.py on the GPU (Triton off). learner_packing: padded = every network on all slots (rnn: "
+             "cuDNN GRU); packed = real slots only (rnn: a GRU step loop on the running episodes). "
+             "/ rnn = against rnn with the same packing. First call includes Triton compilation.", "",
+             "| map | packing | variant | ms median (min) | / rnn | first call s |", "|---|---|---|---|---|---|"]
+    for m, by_packing in res["learner"].items():
+        for packing, rows in by_packing.items():
+            for k, r in rows.items():
+                lines.append(f"| {m} | {packing} | {k} | {r['ms_median']:.2f} ({r['ms_min']:.2f}) | "
+                             f"{r['over_rnn_median_of_ratios']:.2f} | {r['first_call_s']:.1f} |")
     lines += ["", "## (b) Element-wise kernels alone, forward + backward", "",
               "| map shape | variant | ms median (min) | / cuDNN GRU | max abs grad diff Triton vs loops |",
               "|---|---|---|---|---|"]
@@ -187,7 +194,8 @@ def markdown(res: Dict[str, Any]) -> str:
                          f"({r['ms_min']:.3f}) | {r['over_gru_cudnn_median_of_ratios']:.2f} | "
                          f"{'-' if agree is None else f'{agree:.1e}'} |")
     lines += ["", "GRSN / GRU learner update (Triton): " + "; ".join(
-        f"{m}: {rows['grsn_triton']['over_rnn_median_of_ratios']:.2f}" for m, rows in res["learner"].items())]
+        f"{m} {packing}: {rows['grsn_triton']['over_rnn_median_of_ratios']:.2f}"
+        for m, by_packing in res["learner"].items() for packing, rows in by_packing.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -207,9 +215,12 @@ def main_cuda(a, base_args: Callable, fake_batch: Callable, null_logger: Callabl
     for m in maps:
         info = infos[m]
         batch = fake_batch(info, a.batch_size, a.T, a.seed).to(DEVICE)
-        learner[m] = bench_learners(info, batch, a.seed, a.warmup, a.repeats, base_args, null_logger)
-        print(f"[learner cuda] {m}: " + ", ".join(f"{k} {r['ms_median']:.2f} ms"
-                                                  for k, r in learner[m].items()), flush=True)
+        learner[m] = {}
+        for packing in [x for x in a.learner_packing.split(",") if x]:
+            rows = bench_learners(info, batch, a.seed, a.warmup, a.repeats, base_args, null_logger, packing)
+            learner[m][packing] = rows
+            print(f"[learner cuda] {m} {packing}: " + ", ".join(f"{k} {r['ms_median']:.2f} ms"
+                                                              for k, r in rows.items()), flush=True)
         kernels[m] = bench_kernels(info["n_agents"], a.batch_size, a.T, 64, a.seed, a.warmup, a.repeats)
         print(f"[kernels cuda] {m}: " + ", ".join(f"{k} {r['ms_median']:.3f} ms" for k, r in kernels[m].items()
                                                   if isinstance(r, dict) and "ms_median" in r), flush=True)
@@ -219,6 +230,7 @@ def main_cuda(a, base_args: Callable, fake_batch: Callable, null_logger: Callabl
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
             "python": platform.python_version(), "batch_size": a.batch_size, "T": a.T,
             "repeats": a.repeats, "warmup": a.warmup, "seed": a.seed, "maps": maps,
+            "learner_packing": a.learner_packing,
             "env_info_source": {m: infos[m].get("source", "smax") for m in maps},
             "wall_s": time.perf_counter() - start}
     res = {"meta": meta, "learner": learner, "kernels": kernels}
