@@ -15,8 +15,14 @@ The final return is the last deterministic evaluation (``test_nepisode`` = 10 ep
 (runs made at different budgets and in different sessions) and writes ``po_table1_all.{json,md}``,
 each cell from the runs at the largest budget found for it, with that budget and the seed count.
 
-Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<s>_t<t_max>.json``;
-``--resume`` reuses those, so a grid can be split over several sessions. Writes
+Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<s>_t<t_max>[_shortcut].json``;
+``--resume`` reuses those, so a grid can be split over several sessions.
+
+Networks: every run records ``po_shortcut`` and ``po_head_init`` from its config. Runs made
+with the heads' shortcut branch (``po_shortcut: True``, the default since it was added) carry
+``_shortcut`` in their file name; a stored run without ``po_shortcut`` was made before the key
+existed, i.e. without the shortcut (and with PyTorch's default head init), and ``--collect``
+puts it in its own row, ``<core> (no shortcut)``. Writes
 ``benchmarks/results/<tag>.json`` (every run's curve and final return, the summary) and
 ``benchmarks/results/<tag>.md`` (the table beside the paper's numbers).
 """
@@ -66,6 +72,18 @@ def _variant(entry: Dict[str, Any]) -> List[str]:
     return list(entry["variant"]) if "variant" in entry else variant_of(entry.get("extra", []))
 
 
+def network_settings(algo: str, extra: Sequence[str], config_dir: str = "") -> Dict[str, Any]:
+    """``po_shortcut`` and ``po_head_init`` of a run's merged config (``extra`` = its ``--set``)."""
+    if SRC not in sys.path:
+        sys.path.insert(0, SRC)
+    from utils.config import build_config
+
+    kwargs = {"config_dir": config_dir} if config_dir else {}
+    config = build_config(algo, "pomdp", list(extra), **kwargs)
+    return {"po_shortcut": bool(config.get("po_shortcut", False)),
+            "po_head_init": str(config.get("po_head_init", "torch"))}
+
+
 def algo_for(env_key: str) -> str:
     """TD3 for the continuous Pendulum tasks, SAC-discrete for CartPole."""
     return "td3" if env_key.startswith("Pendulum") else "sacd"
@@ -108,6 +126,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     tests = logger.stats.get("test_return_mean", [])
     out = {k: job[k] for k in ("algo", "env", "core", "seed", "t_max", "mlp_obs_only")}
     out["variant"] = _variant(job)
+    out["po_shortcut"] = bool(config.get("po_shortcut", False))
+    out["po_head_init"] = str(config.get("po_head_init", "torch"))
     out.update({"wall_time_s": wall, "error": error,
                 "test_T": [t for t, _ in tests], "test_return_mean": [v for _, v in tests],
                 "final_return": tests[-1][1] if tests and error is None else None,
@@ -119,10 +139,14 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def run_name(job: Dict[str, Any]) -> str:
-    """File name of one run's result: ``<env>_<core>_seed<seed>_t<t_max>``, then ``_<variant>``
-    when training overrides were set (``_sampled_seq_len-m1`` for ``sampled_seq_len=-1``)."""
+    """File name of one run's result: ``<env>_<core>_seed<seed>_t<t_max>``, then ``_shortcut`` for
+    the networks with the heads' shortcut branch (``po_shortcut`` True; runs stored before that
+    key have none), then ``_<variant>`` when training overrides were set (``_sampled_seq_len-m1``
+    for ``sampled_seq_len=-1``)."""
     tag = "_obsonly" if job["core"] == "mlp" and job.get("mlp_obs_only") else ""
     name = f"{job['env']}_{job['core']}{tag}_seed{job['seed']}_t{job['t_max']}"
+    if job.get("po_shortcut") is True:
+        name += "_shortcut"
     for override in _variant(job):
         name += "_" + re.sub(r"[^A-Za-z0-9_.]+", "-", override.replace("=-", "-m").replace("=", "-"))
     return name
@@ -192,18 +216,27 @@ def collect(results_dir: str) -> List[Dict[str, Any]]:
 
 
 def cell_core(run: Dict[str, Any]) -> str:
-    """The table row of a run: its core, ``mlp (obs only)`` for the Markovian baseline, and its
-    training overrides in brackets, e.g. ``gru (sampled_seq_len=-1)``."""
-    core = "mlp (obs only)" if run["core"] == "mlp" and run.get("mlp_obs_only") else run["core"]
+    """The table row of a run: its core, then in brackets ``obs only`` for the Markovian MLP
+    baseline, ``no shortcut`` for a run without the heads' shortcut (a record without
+    ``po_shortcut`` predates it) and its training overrides, e.g. ``gru (no shortcut,
+    sampled_seq_len=-1)``."""
+    labels = ["obs only"] if run["core"] == "mlp" and run.get("mlp_obs_only") else []
     variant = _variant(run)
-    return f"{core} ({', '.join(variant)})" if variant else core
+    if run.get("po_shortcut") is not True and not any(v.startswith("po_shortcut=") for v in variant):
+        labels.append("no shortcut")
+    labels += variant
+    return f"{run['core']} ({', '.join(labels)})" if labels else run["core"]
+
+
+def row_order(row: str) -> tuple:
+    """Plain rows first, then variants, then the no-shortcut rows; each group in CORES order."""
+    base = row.split(" ")[0]
+    return ("no shortcut" in row, row != base, CORES.index(base) if base in CORES else len(CORES), row)
 
 
 def collected_markdown(runs: List[Dict[str, Any]]) -> str:
     """Table 1 layout from runs of mixed budgets: each cell states its budget and seed count."""
-    standard = CORES + ["mlp (obs only)"]
-    variants = sorted({cell_core(r) for r in runs} - set(standard))
-    rows = [c for c in standard if any(cell_core(r) == c for r in runs)] + variants
+    rows = sorted({cell_core(r) for r in runs}, key=row_order)
     head = "| core | " + " | ".join(f"{e} (ours) | {e} (paper)" for e in ENVS) + " |"
     lines = ["Final test return (test_nepisode = 10 deterministic episodes at the end of training), mean +- std over "
              "n seeds, at the budget in brackets (the paper: Pendulum 50k, CartPole ~11k env steps, 5 seeds). "
@@ -265,10 +298,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cores = [c for c in a.cores.split(",") if c]
     seeds = [int(s) for s in a.seeds.split(",") if s]
     budgets = {e: a.pendulum_steps if e.startswith("Pendulum") else a.cartpole_steps for e in envs}
+    nets = {algo: network_settings(algo, a.set, a.config_dir) for algo in {algo_for(e) for e in envs}}
     jobs = [{"algo": algo_for(e), "env": e, "core": c, "seed": s, "t_max": budgets[e],
              "threads": a.threads, "device": a.device, "save_model": bool(a.save_model),
              "results_path": a.results_path, "extra": a.set, "config_dir": a.config_dir,
-             "mlp_obs_only": bool(a.mlp_obs_only)}
+             "mlp_obs_only": bool(a.mlp_obs_only), **nets[algo_for(e)]}
             for e in envs for c in cores for s in seeds]
     run_dir = os.path.join(a.results_path, "runs")
     os.makedirs(run_dir, exist_ok=True)
@@ -276,9 +310,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     todo = []
     for j in jobs:
         path = os.path.join(run_dir, run_name(j) + ".json")
+        stored = None
         if a.resume and os.path.exists(path):
             with open(path) as f:
-                done.append(json.load(f))
+                stored = json.load(f)
+        if stored is not None and stored.get("po_shortcut", False) == j["po_shortcut"]:
+            done.append(stored)
         else:
             todo.append(j)
     print(f"{len(jobs)} runs ({len(done)} already done), {a.parallel} at a time", flush=True)
@@ -291,7 +328,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         summary = summarise(runs)
         os.makedirs(out_dir, exist_ok=True)
         record = {"envs": envs, "cores": cores, "seeds": seeds, "budgets": budgets, "overrides": a.set,
-                  "mlp_obs_only": bool(a.mlp_obs_only), "complete": complete,
+                  "mlp_obs_only": bool(a.mlp_obs_only), "networks": nets, "complete": complete,
                   "runs_planned": len(jobs), "runs_finished": len(runs),
                   "device": a.device, "wall_time_s": time.time() - start, "paper": PAPER,
                   "summary": summary, "runs": runs}
@@ -300,7 +337,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         table = markdown(summary, envs, cores, budgets, a.set)
         state = "" if complete else f"(partial: {len(runs)} of {len(jobs)} runs finished)\n\n"
         with open(os.path.join(out_dir, f"{a.tag}.md"), "w") as f:
-            f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\n{state}{table}")
+            nets_line = "; ".join(f"{k}: po_shortcut={v['po_shortcut']}, po_head_init={v['po_head_init']}"
+                                  for k, v in sorted(nets.items()))
+            f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\nNetworks: {nets_line}.\n\n{state}{table}")
         return table
 
     def keep(r: Dict[str, Any]) -> None:  # each finished run is on disk at once (see --resume)

@@ -93,7 +93,7 @@ class SACDPOLearner:
                  alpha: Tensor) -> Tensor:
         obs, pa, pr = batch["obs"], batch["prev_act"], batch["prev_rew"]
         feat_t, _ = self.target_critic.features(obs, pa, pr, self.target_critic.init_state(obs.shape[1]))
-        q1n, q2n = self.target_critic.q_values(feat_t[1:])
+        q1n, q2n = self.target_critic.q_values(feat_t[1:], obs[1:])
         return sacd_target(batch["rew"], batch["term"], probs_next, log_probs_next, q1n, q2n,
                            alpha, self.gamma)
 
@@ -116,7 +116,7 @@ class SACDPOLearner:
         probs, log_probs = categorical(logits)
         target = self._targets(batch, probs[1:].detach(), log_probs[1:].detach(), alpha)
         feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-        q1_all, q2_all = self.critic.q_values(feat[:-1])
+        q1_all, q2_all = self.critic.q_values(feat[:-1], obs[:-1])
         idx = act.long()
         q1, q2 = q1_all.gather(-1, idx), q2_all.gather(-1, idx)
         critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
@@ -125,7 +125,7 @@ class SACDPOLearner:
 
         with torch.no_grad():
             feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-            q1_pi, q2_pi = self.critic.q_values(feat_c[:-1])
+            q1_pi, q2_pi = self.critic.q_values(feat_c[:-1], obs[:-1])
         actor_loss = sacd_actor_loss(probs[:-1], log_probs[:-1], q1_pi, q2_pi, alpha, mask)
         gradient_step(self.actor_opt, actor_loss, f"SAC-discrete actor_loss at update {self.n_updates}",
                       PO_DIVERGENCE_HINT)

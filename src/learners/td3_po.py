@@ -81,7 +81,7 @@ class TD3POLearner:
         noise = self.target_noise * torch.randn_like(mu_next[1:])
         a_next = smooth_target_action(mu_next[1:], noise, self.target_noise_clip)
         feat_t, _ = self.target_critic.features(obs, pa, pr, self.target_critic.init_state(B))
-        q1n, q2n = self.target_critic.q_values(feat_t[1:], a_next)
+        q1n, q2n = self.target_critic.q_values(feat_t[1:], obs[1:], a_next)
         return td3_target(batch["rew"], batch["term"], q1n, q2n, self.gamma)
 
     def train(self, batch: Dict[str, Tensor]) -> Dict[str, float]:
@@ -91,7 +91,7 @@ class TD3POLearner:
         B = obs.shape[1]
         target = self.compute_targets(batch)
         feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-        q1, q2 = self.critic.q_values(feat[:-1], act)
+        q1, q2 = self.critic.q_values(feat[:-1], obs[:-1], act)
         critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
         gradient_step(self.critic_opt, critic_loss, f"TD3 critic_loss at update {self.n_updates}",
                       PO_DIVERGENCE_HINT)
@@ -102,7 +102,7 @@ class TD3POLearner:
             with torch.no_grad():
                 feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
             with frozen(self.critic):  # the actor loss only trains the actor
-                q1_pi, q2_pi = self.critic.q_values(feat_c[:-1], mu[:-1])
+                q1_pi, q2_pi = self.critic.q_values(feat_c[:-1], obs[:-1], mu[:-1])
                 actor_loss = -masked_mean(torch.min(q1_pi, q2_pi), mask)
                 gradient_step(self.actor_opt, actor_loss, f"TD3 actor_loss at update {self.n_updates}",
                               PO_DIVERGENCE_HINT)

@@ -198,7 +198,7 @@ def count_po_ops(actor: Any, episodes: Sequence[Dict[str, np.ndarray]], critic: 
         if c_counter is not None:
             with c_counter:
                 feat, _ = critic.features(obs, prev_act, prev_rew, critic.init_state(1))
-                critic.q_values(feat, None if critic.discrete else act)
+                critic.q_values(feat, obs, None if critic.discrete else act)
     if steps == 0:
         raise ValueError("energy: the episodes hold no step; nothing to count")
     info = {"episodes": len(episodes), "decisions": steps, "mean_ep_length": steps / max(len(episodes), 1)}

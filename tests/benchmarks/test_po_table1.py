@@ -8,9 +8,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 import po_table1  # noqa: E402
 
 
-def _run(env, core, seed, t_max, final, obs_only=False):
-    return {"algo": po_table1.algo_for(env), "env": env, "core": core, "seed": seed, "t_max": t_max,
-            "mlp_obs_only": obs_only, "final_return": final, "wall_time_s": 1.0, "error": None}
+def _run(env, core, seed, t_max, final, obs_only=False, shortcut=True):
+    """A stored run; ``shortcut=None`` = a record from before ``po_shortcut`` existed."""
+    run = {"algo": po_table1.algo_for(env), "env": env, "core": core, "seed": seed, "t_max": t_max,
+           "mlp_obs_only": obs_only, "final_return": final, "wall_time_s": 1.0, "error": None}
+    if shortcut is not None:
+        run["po_shortcut"] = shortcut
+    return run
 
 
 def test_collect_keeps_the_largest_budget_per_cell(tmp_path):
@@ -97,3 +101,44 @@ def test_resume_does_not_reuse_a_standard_run_for_a_variant(tmp_path, monkeypatc
     assert "Overrides: sampled_seq_len=-1." in open(tmp_path / "po_table1_var.md").read()
     finals_by_row = {po_table1.cell_core(r): r["final_return"] for r in po_table1.collect(str(tmp_path))}
     assert finals_by_row == {"gru": 11.0, "gru (sampled_seq_len=-1)": 22.0}
+
+
+def test_runs_without_po_shortcut_are_no_shortcut_rows_and_files(tmp_path):
+    old = [_run("Pendulum-V", "grsn", 1, 50000, -538.6, shortcut=None),
+           dict(_run("CartPole-P", "gru", 1, 11000, 179.6, shortcut=None), variant=["sampled_seq_len=-1"])]
+    new = [_run("Pendulum-V", "grsn", 1, 50000, -190.0), _run("Pendulum-V", "grsn", 2, 50000, -210.0),
+           dict(_run("Pendulum-V", "gru", 1, 50000, -300.0, shortcut=False), variant=["po_shortcut=False"])]
+    json.dump({"runs": old}, open(tmp_path / "po_table1_old.json", "w"))
+    json.dump({"runs": new}, open(tmp_path / "po_table1_new.json", "w"))
+    rows = sorted(po_table1.cell_core(r) for r in po_table1.collect(str(tmp_path)))
+    assert rows == ["grsn", "grsn", "grsn (no shortcut)", "gru (no shortcut, sampled_seq_len=-1)",
+                    "gru (po_shortcut=False)"]
+    table = po_table1.collected_markdown(po_table1.collect(str(tmp_path)))
+    assert "| grsn | - | 200.0 | - | 199.9 | -200.0 +- 10.0 (n=2, 50k) | -189.4 | - | -195.8 |" in table
+    assert "| grsn (no shortcut) | - | 200.0 | - | 199.9 | -538.6 +- 0.0 (n=1, 50k) | -189.4 | - | -195.8 |" in table
+    job = {"env": "Pendulum-V", "core": "grsn", "seed": 1, "t_max": 50000}
+    assert po_table1.run_name(job) == "Pendulum-V_grsn_seed1_t50000"          # an old run's file
+    assert po_table1.run_name(dict(job, po_shortcut=True)) == "Pendulum-V_grsn_seed1_t50000_shortcut"
+
+
+def test_resume_does_not_reuse_an_old_no_shortcut_run(tmp_path, monkeypatch):
+    res = tmp_path / "res" / "runs"
+    res.mkdir(parents=True)
+    old = dict(_run("CartPole-V", "gru", 1, 11000, 40.0, shortcut=None), variant=[])
+    json.dump(old, open(res / "CartPole-V_gru_seed1_t11000.json", "w"))
+    json.dump(old, open(res / "CartPole-V_gru_seed1_t11000_shortcut.json", "w"))  # mislabelled copy
+    seen = []
+
+    def fake_run_one(job):
+        seen.append(job["po_shortcut"])
+        return dict(_run(job["env"], job["core"], job["seed"], job["t_max"], 200.0), variant=[],
+                    test_T=[0], test_return_mean=[1.0])
+
+    monkeypatch.setattr(po_table1, "run_one", fake_run_one)
+    argv = ["--envs", "CartPole-V", "--cores", "gru", "--seeds", "1", "--parallel", "1", "--resume",
+            "--results-path", str(tmp_path / "res"), "--out-dir", str(tmp_path), "--tag", "po_table1_sc"]
+    assert po_table1.main(argv) == 0
+    assert seen == [True]  # the default networks have the shortcut; the stored run was not reused
+    record = json.load(open(tmp_path / "po_table1_sc.json"))
+    assert record["networks"]["sacd"] == {"po_shortcut": True, "po_head_init": "authors"}
+    assert [r["final_return"] for r in record["runs"]] == [200.0]

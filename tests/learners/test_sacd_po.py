@@ -68,7 +68,7 @@ def test_learner_targets_match_stepwise_hand_computation(agent):
             if t == 0 or b["mask"][t - 1, i, 0] == 0:
                 continue
             p = torch.softmax(logits, -1)[0]
-            q1, q2 = tc.q_values(h)
+            q1, q2 = tc.q_values(h, o)
             v = (p * (torch.min(q1, q2)[0] - alpha * p.log())).sum()
             want = b["rew"][t - 1, i, 0] + 0.99 * (1 - b["term"][t - 1, i, 0]) * v
             assert got[t - 1, i, 0].item() == pytest.approx(want.item(), rel=1e-5, abs=1e-5)

@@ -46,7 +46,7 @@ def test_learner_targets_match_stepwise_hand_computation(agent):
             hc, sc = tc.step_features(o, pa, pr, sc)
             if t == 0:
                 continue
-            q1, q2 = tc.q_values(hc, mu)
+            q1, q2 = tc.q_values(hc, o, mu)
             want = b["rew"][t - 1, i] + 0.9 * torch.min(q1, q2)[0]
             if b["mask"][t - 1, i, 0] > 0:
                 torch.testing.assert_close(got[t - 1, i], want, atol=1e-5, rtol=1e-5)
@@ -94,7 +94,7 @@ def test_critic_loss_is_the_masked_twin_mse_to_the_target():
     y = learner.compute_targets(b)
     with torch.no_grad():
         feat, _ = critic.features(b["obs"], b["prev_act"], b["prev_rew"], critic.init_state(3))
-        q1, q2 = critic.q_values(feat[:-1], b["act"])
+        q1, q2 = critic.q_values(feat[:-1], b["obs"][:-1], b["act"])
     m = b["mask"]
     want = (((q1 - y) ** 2 * m).sum() + ((q2 - y) ** 2 * m).sum()) / m.sum()
     assert m.sum() < m.numel()  # the batch has padding that must be ignored

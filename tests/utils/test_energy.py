@@ -189,7 +189,7 @@ def test_count_po_ops_actor_and_critic_gru_match_paper_rnn_column():
     from run.energy import count_po_ops
 
     args = SimpleNamespace(agent="gru", po_obs_embed=32, po_action_embed=8, po_reward_embed=8,
-                           po_hidden_dim=128, po_head_layers=[128, 128])
+                           po_hidden_dim=128, po_head_layers=[128, 128], po_shortcut=False)
     actor, critic = POActor(2, 1, False, args), POTwinCritic(2, 1, False, args)
     eps = [{"obs": torch.randn(n + 1, 2).numpy(), "act": torch.rand(n, 1).numpy(),
             "rew": torch.randn(n).numpy()} for n in (5, 9)]
@@ -210,7 +210,7 @@ def test_count_po_ops_spiking_critic_keeps_action_columns_as_mac():
     from run.energy import count_po_ops
 
     args = SimpleNamespace(agent="grsn", po_obs_embed=4, po_action_embed=2, po_reward_embed=2,
-                           po_hidden_dim=6, po_head_layers=[5], snn_threshold=0.05)
+                           po_hidden_dim=6, po_head_layers=[5], snn_threshold=0.05, po_shortcut=False)
     actor, critic = POActor(3, 2, False, args), POTwinCritic(3, 2, False, args)
     eps = [{"obs": torch.randn(13, 3).numpy(), "act": torch.rand(12, 2).numpy(), "rew": torch.randn(12).numpy()}]
     a_ops, c_ops, _ = count_po_ops(actor, eps, critic)
@@ -234,3 +234,60 @@ def test_popsan_actor_counts_spike_trains_as_ac():
     assert ops.layers["layers.0.fc"]["ops"] == pytest.approx(enc_spikes * 16 / 7)
     assert ops.layers["layers.0.fc"]["kind"] == "AC" and ops.rnn == 0
     assert ops.mlp == 3 * 10 + 2 * (10 + 1)  # receptive fields + per-action readout
+
+
+# the PO tasks as (obs_dim, act_dim, discrete): Pendulum-P [cos, sin], Pendulum-V [theta_dot], CartPole-V/P
+PO_TASKS = {"Pendulum-P": (2, 1, False), "Pendulum-V": (1, 1, False), "CartPole-V": (2, 2, True)}
+
+
+def _po_nets_and_ops(agent, task):
+    from modules.agents.po_actor import POActor
+    from modules.critics.po_critic import POTwinCritic
+    from run.energy import count_po_ops
+
+    obs_dim, act_dim, discrete = PO_TASKS[task]
+    args = SimpleNamespace(agent=agent, po_obs_embed=32, po_action_embed=8, po_reward_embed=8,
+                           po_hidden_dim=128, po_head_layers=[128, 128])  # po_shortcut default: True
+    torch.manual_seed(0)
+    actor, critic = POActor(obs_dim, act_dim, discrete, args), POTwinCritic(obs_dim, act_dim, discrete, args)
+    g = torch.Generator().manual_seed(1)
+    act = (torch.randint(0, act_dim, (12,), generator=g) if discrete else torch.rand(12, act_dim, generator=g))
+    eps = [{"obs": torch.randn(13, obs_dim, generator=g).numpy(), "act": act.numpy(),
+            "rew": torch.randn(12, generator=g).numpy()}]
+    return count_po_ops(actor, eps, critic)
+
+
+def _po_embeds(obs_dim, act_dim):
+    return linear_macs(obs_dim, 32) + linear_macs(act_dim, 8) + linear_macs(1, 8)
+
+
+@pytest.mark.parametrize("task,paper_k", [("Pendulum-P", 116.39), ("Pendulum-V", 116.24), ("CartPole-V", 116.74)])
+def test_po_gru_with_shortcut_gives_the_papers_table4_mlp_and_rnn_columns(task, paper_k):
+    obs_dim, act_dim, discrete = PO_TASKS[task]
+    a_ops, c_ops, _ = _po_nets_and_ops("gru", task)
+    q_out = act_dim if discrete else 1
+    actor = (_po_embeds(obs_dim, act_dim) + linear_macs(obs_dim, 32)             # shortcut o -> 32
+             + linear_macs(128 + 32, 128) + linear_macs(128, 128) + linear_macs(128, act_dim))
+    short_in = obs_dim if discrete else obs_dim + act_dim                        # critic shortcut -> 48
+    critic = (_po_embeds(obs_dim, act_dim) + linear_macs(short_in, 48)
+              + 2 * (linear_macs(128 + 48, 128) + linear_macs(128, 128) + linear_macs(128, q_out)))
+    assert a_ops.mlp == actor and c_ops.mlp == critic
+    assert round((a_ops.mlp + c_ops.mlp) / 1e3, 2) == paper_k
+    assert a_ops.rnn + c_ops.rnn == 2 * gru_macs(48, 128) == 136704  # the paper's 136.70 K
+
+
+@pytest.mark.parametrize("task", list(PO_TASKS))
+def test_po_grsn_with_shortcut_counts_gates_and_real_columns_as_mac(task):
+    obs_dim, act_dim, discrete = PO_TASKS[task]
+    a_ops, c_ops, _ = _po_nets_and_ops("grsn", task)
+    q_out = act_dim if discrete else 1
+    gates = linear_macs(48, 2 * 128)   # [W_f; W_i] x_t with both biases, once per decision
+    # head.0 reads [spikes (AC), shortcut (MAC, with the layer's bias)]
+    actor = (_po_embeds(obs_dim, act_dim) + linear_macs(obs_dim, 32) + gates
+             + linear_macs(32, 128) + linear_macs(128, 128) + linear_macs(128, act_dim))
+    short_in = obs_dim if discrete else obs_dim + act_dim
+    critic = (_po_embeds(obs_dim, act_dim) + linear_macs(short_in, 48) + gates
+              + 2 * (linear_macs(48, 128) + linear_macs(128, 128) + linear_macs(128, q_out)))
+    assert a_ops.mlp == actor and c_ops.mlp == critic and a_ops.rnn == c_ops.rnn == 0
+    spikes = a_ops.spiking["core.layer"]["spikes"]
+    assert a_ops.snn == pytest.approx(spikes * 128 / 12)  # fan-out of each core neuron: head.0's 128

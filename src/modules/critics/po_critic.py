@@ -1,9 +1,14 @@
 """Twin Q critic for single-agent recurrent RL in POMDPs, with its own embedders and core.
 
     h_t = core(embed(o_t, a_{t-1}, r_{t-1}), state)                 # as in the actor, own weights
-    continuous (TD3):  Q_i(h_t, a_t) = MLP_i[128, 128]([h_t, a_t]) -> [..., 1],  i = 1, 2
-    discrete (SAC-d):  Q_i(h_t, .)   = MLP_i[128, 128](h_t)        -> [..., n_actions]
+    continuous (TD3):  s_t = ReLU(W_s [o_t, a_t]) (48)                # shortcut of obs and action
+                       Q_i(h_t, o_t, a_t) = MLP_i[128, 128]([h_t, s_t]) -> [..., 1]
+    discrete (SAC-d):  s_t = ReLU(W_s o_t) (48)                       # shortcut of obs only
+                       Q_i(h_t, o_t, .)   = MLP_i[128, 128]([h_t, s_t]) -> [..., n_actions]
 
+The shortcut's width is the core's input width (``po_obs_embed + po_action_embed +
+po_reward_embed`` = 48), as in pomdp-baselines' and the GRSN authors' critics. With
+``po_shortcut=False`` the heads read ``[h_t, a_t]`` (continuous) or ``h_t`` (discrete).
 Both Q heads share the memory (embedders + core), which is trained by the critic loss only.
 """
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
-from modules.agents.po_actor import SequenceModel
+from modules.agents.po_actor import CRITIC_LAST_BOUND, SequenceModel, Shortcut, init_head, uses_shortcut
 from modules.mlp import mlp
 
 
@@ -25,17 +30,28 @@ class POTwinCritic(SequenceModel):
         self.act_dim = int(act_dim)
         self.discrete = bool(discrete)
         layers = list(getattr(args, "po_head_layers", [128, 128]))
-        in_dim = self.hidden_dim + (0 if self.discrete else self.act_dim)
+        self.shortcut: Optional[Shortcut] = None
+        if uses_shortcut(args):
+            short_in = obs_dim + (0 if self.discrete else self.act_dim)
+            self.shortcut = Shortcut(short_in, self.embedder.out_dim)
+            in_dim = self.hidden_dim + self.shortcut.out_dim
+        else:
+            in_dim = self.hidden_dim + (0 if self.discrete else self.act_dim)
         out_dim = self.act_dim if self.discrete else 1
         self.q1 = mlp(in_dim, layers, out_dim)
         self.q2 = mlp(in_dim, layers, out_dim)
+        init_head(self.q1, self.head_init, CRITIC_LAST_BOUND)
+        init_head(self.q2, self.head_init, CRITIC_LAST_BOUND)
 
-    def q_values(self, feat: Tensor, action: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """``feat [..., hidden]`` (+ ``action [..., act_dim]`` when continuous) -> ``(q1, q2)``,
-        each ``[..., 1]`` (continuous) or ``[..., n_actions]`` (discrete)."""
-        if self.discrete:
-            return self.q1(feat), self.q2(feat)
-        if action is None:
+    def q_values(self, feat: Tensor, obs: Tensor, action: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``feat [..., hidden]``, the current ``obs [..., obs_dim]`` (+ ``action [..., act_dim]``
+        when continuous) -> ``(q1, q2)``, each ``[..., 1]`` (continuous) or ``[..., n_actions]``
+        (discrete)."""
+        if not self.discrete and action is None:
             raise ValueError("a continuous-action critic needs the action to evaluate.")
-        x = torch.cat([feat, action], dim=-1)
+        if self.shortcut is not None:
+            x = obs if self.discrete else torch.cat([obs, action], dim=-1)
+            x = torch.cat([feat, self.shortcut(x)], dim=-1)
+        else:
+            x = feat if self.discrete else torch.cat([feat, action], dim=-1)
         return self.q1(x), self.q2(x)
