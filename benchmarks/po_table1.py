@@ -112,7 +112,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     config["device"] = resolve_device(config["device"])
     config["name"] = f"{job['algo']}_{job['core']}"
     args = SimpleNamespace(**config)
-    args.unique_token = f"po_table1_{job['algo']}_{job['core']}_{job['env']}_seed{job['seed']}"
+    args.unique_token = model_token(job)  # checkpoints (--save-model) under <results-path>/models/<token>
     set_seed(int(args.seed))
     logger = Logger()
     logger.print_recent_stats = lambda *a, **k: None  # keep worker output short
@@ -150,6 +150,12 @@ def run_name(job: Dict[str, Any]) -> str:
     for override in _variant(job):
         name += "_" + re.sub(r"[^A-Za-z0-9_.]+", "-", override.replace("=-", "-m").replace("=", "-"))
     return name
+
+
+def model_token(job: Dict[str, Any]) -> str:
+    """Model folder name of a run (``--save-model``): ``po_table1_<algo>_<run_name>``, so runs with
+    and without the shortcut, or with other training overrides, never share a folder."""
+    return f"po_table1_{job['algo']}_{run_name(job)}"
 
 
 def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Any]]]:

@@ -142,3 +142,11 @@ def test_resume_does_not_reuse_an_old_no_shortcut_run(tmp_path, monkeypatch):
     record = json.load(open(tmp_path / "po_table1_sc.json"))
     assert record["networks"]["sacd"] == {"po_shortcut": True, "po_head_init": "authors"}
     assert [r["final_return"] for r in record["runs"]] == [200.0]
+
+
+def test_model_folders_differ_between_networks_and_variants():
+    job = {"algo": "td3", "env": "Pendulum-P", "core": "grsn", "seed": 2, "t_max": 50000}
+    tokens = {po_table1.model_token(dict(job, po_shortcut=True)), po_table1.model_token(dict(job)),
+              po_table1.model_token(dict(job, po_shortcut=True, extra=["sampled_seq_len=-1"]))}
+    assert po_table1.model_token(dict(job, po_shortcut=True)) == "po_table1_td3_Pendulum-P_grsn_seed2_t50000_shortcut"
+    assert len(tokens) == 3
