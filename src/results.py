@@ -475,6 +475,12 @@ def aggregate(experiments: Sequence[Experiment], metric: str = WIN_METRIC,
         wm, ws = _mean_std(wins)
         rm, rs = _mean_std(rets)
         seeds = [e.first.seed for e in members]
+        finals: Dict[str, Dict[str, Any]] = {}
+        for key in sorted({k for spec in PLOT_METRICS for k in spec.keys} | {metric, return_metric}):
+            vals = [v for v in (e.final(key) for e in members) if v is not None]
+            if vals:
+                mean, std = _mean_std(vals)
+                finals[key] = {"mean": mean, "std": std, "n": len(vals), "values": vals}
         rows.append({
             "scenario": g["scenario"], "label": g["label"], "method": g["method"], "differs": g["differs"],
             "n_runs": len(members), "seeds": seeds,
@@ -482,7 +488,7 @@ def aggregate(experiments: Sequence[Experiment], metric: str = WIN_METRIC,
             "win_rate_mean": wm, "win_rate_std": ws, "n_win": len(wins),
             "return_mean": rm, "return_std": rs, "n_return": len(rets),
             "last_step_mean": _mean_std(steps)[0], "wall_time_mean": _mean_std(walls)[0],
-            "final_win_rates": wins, "final_returns": rets,
+            "final_win_rates": wins, "final_returns": rets, "final_metrics": finals,
             "runs": [[s.path for s in e.segments] for e in members],
             "identity": {k: json.loads(v) for k, v in g["identity"].items()},
         })

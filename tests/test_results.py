@@ -82,6 +82,8 @@ def test_identity_groups_by_full_config(sacred):
     assert rnn["win_rate_mean"] == pytest.approx(70.0)
     assert rnn["win_rate_std"] == pytest.approx(np.std([50.0, 70.0, 90.0]))
     assert rnn["return_mean"] == pytest.approx(14.0)  # the jsonpickled info.json value was read
+    assert rnn["final_metrics"]["test_return_mean"] == {"mean": 14.0, "std": pytest.approx(np.std([10.0, 14.0, 18.0])),
+                                                         "n": 3, "values": [10.0, 14.0, 18.0]}
     assert rows["qmix rnn t_max=900"]["n_runs"] == 1 and rows["vdn rnn"]["win_rate_mean"] == pytest.approx(25.0)
     assert rows_by_label(results.aggregate(sel.experiments), "8m")["qmix grsn"]["n_runs"] == 1
     # with --all the unfinished run joins its group; the failed start never does
