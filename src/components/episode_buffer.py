@@ -12,7 +12,7 @@ An ``EpisodeBatch`` holds ``batch`` episodes padded to ``max_t`` transitions:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -122,3 +122,28 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return self.size
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The filled episodes (``storage`` tensors cut to ``[size, ...]``), the write ``index``,
+        ``size``, ``capacity`` and the sampling generator's state (plain data and tensors)."""
+        from utils.seeding import generator_state
+        return {"storage": {k: v[:self.size].cpu() for k, v in self.storage.as_dict().items()},
+                "index": self.index, "size": self.size, "capacity": self.capacity,
+                "rng": generator_state(self.rng)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore ``state_dict()``; the buffer must have the same capacity and episode shapes."""
+        from utils.seeding import set_generator_state
+        if int(state["capacity"]) != self.capacity:
+            raise ValueError(f"the saved replay buffer holds {state['capacity']} episodes, this one "
+                             f"{self.capacity} (buffer_size); resume with buffer_size={state['capacity']}.")
+        size = int(state["size"])
+        dst = self.storage.as_dict()
+        for k, v in state["storage"].items():
+            if tuple(v.shape[1:]) != tuple(dst[k].shape[1:]):
+                raise ValueError(f"the saved replay's '{k}' is {list(v.shape[1:])} per episode, this run's "
+                                 f"{list(dst[k].shape[1:])}: a different map or episode limit.")
+            dst[k].zero_()
+            dst[k][:size] = v.to(dst[k].device)
+        self.index, self.size = int(state["index"]), size
+        set_generator_state(self.rng, state["rng"])

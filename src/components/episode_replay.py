@@ -18,7 +18,7 @@ Previous action / reward at step ``t`` are ``act[t-1]`` / ``rew[t-1]`` (zeros at
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +92,33 @@ class EpisodeReplay:
         self.n_steps += n
         self._top = (slot + 1) % self.capacity
         self.n_episodes = min(self.n_episodes + 1, self.capacity)
+
+    _ARRAYS = ("obs", "act", "rew", "term", "lengths")
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Stored episodes (arrays cut to the ``n_episodes`` filled slots, as tensors), the write
+        slot ``top``, counts, shapes and the sampling generator's state."""
+        from utils.seeding import generator_state
+        n = self.n_episodes
+        out: Dict[str, Any] = {k: torch.from_numpy(getattr(self, k)[:n].copy()) for k in self._ARRAYS}
+        out.update(top=self._top, n_episodes=n, n_steps=self.n_steps, rng=generator_state(self.rng),
+                   shape=[self.capacity, self.obs_dim, self.act_dim, self.max_episode_len, int(self.discrete)])
+        return out
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore ``state_dict()`` into a replay built with the same capacity and shapes."""
+        from utils.seeding import set_generator_state
+        mine = [self.capacity, self.obs_dim, self.act_dim, self.max_episode_len, int(self.discrete)]
+        if list(state["shape"]) != mine:
+            raise ValueError(f"the saved replay has [capacity, obs_dim, act_dim, max_episode_len, discrete] = "
+                             f"{list(state['shape'])}, this run {mine}: resume with the checkpoint's config.")
+        n = int(state["n_episodes"])
+        for k in self._ARRAYS:
+            arr = getattr(self, k)
+            arr[...] = 0
+            arr[:n] = state[k].numpy()
+        self._top, self.n_episodes, self.n_steps = int(state["top"]), n, int(state["n_steps"])
+        set_generator_state(self.rng, state["rng"])
 
     def get_windows(self, slots: Sequence[int], starts: Sequence[int], seq_len: int,
                     device: torch.device | str = "cpu") -> Dict[str, Tensor]:

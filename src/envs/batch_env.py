@@ -159,6 +159,14 @@ class LoopedBatchEnv(BatchEnv):
             total["win_rate"] = total["battles_won"] / total["battles_game"] if total["battles_game"] else 0.0
         return total
 
+    def state_dict(self) -> Dict[str, Any]:
+        """The sub-envs' states (see ``SMAXBatchEnv.state_dict``), for checkpoints."""
+        return {"envs": [e.state_dict() for e in self.envs]}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        for env, sub in zip(self.envs, state["envs"]):
+            env.load_state_dict(sub)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()

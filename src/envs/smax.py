@@ -434,6 +434,16 @@ class SMAXBatchEnv(BatchEnv):
         s["win_rate"] = s["battles_won"] / s["battles_game"] if s["battles_game"] else 0.0
         return s
 
+    def state_dict(self) -> Dict[str, Any]:
+        """Between episodes the battles to come depend only on the reset counter: it and the
+        episode counts are the whole state (for checkpoints; the compiled functions are rebuilt)."""
+        return {"n_resets": int(self._n_resets), "stats": dict(self._stats)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore ``state_dict()``; the next ``reset()`` plays the battles it would have played."""
+        self._n_resets = int(state["n_resets"])
+        self._stats = {k: int(v) for k, v in state["stats"].items()}
+
     def close(self) -> None:
         self._carry = None
 

@@ -146,15 +146,33 @@ class QLearner:
         return self
 
     def checkpoint_parts(self) -> Dict[str, Any]:
-        """What a checkpoint holds: agent, mixer and optimiser state."""
-        parts: Dict[str, Any] = {"agent": self.mac.agent, "opt": self.optimiser}
+        """What a checkpoint holds: agent and mixer (all evaluation needs), their targets, the
+        optimiser state and the learner's counters (``learner``: target-update and log timers)."""
+        parts: Dict[str, Any] = {"agent": self.mac.agent, "target_agent": self.target_mac.agent,
+                                 "opt": self.optimiser, "learner": self}
         if self.mixer is not None:
             parts["mixer"] = self.mixer
+            parts["target_mixer"] = self.target_mixer
         return parts
 
-    def load(self, step_dir: str) -> None:
-        """Load a checkpoint saved from ``checkpoint_parts`` and sync the targets."""
+    def state_dict(self) -> Dict[str, Any]:
+        """The learner's own counters (its networks are separate checkpoint parts)."""
+        return {"last_target_update_episode": int(self.last_target_update_episode),
+                "last_log_t": int(self.last_log_t)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.last_target_update_episode = int(state["last_target_update_episode"])
+        self.last_log_t = int(state["last_log_t"])
+
+    def load(self, step_dir: str, resume: bool = False) -> None:
+        """Load a checkpoint saved from ``checkpoint_parts``. For evaluation (``resume=False``)
+        only agent and mixer are needed and the targets are synced to them; ``resume=True``
+        restores every part (targets, optimiser, counters) as it was."""
         from utils.checkpoint import load_checkpoint
 
-        load_checkpoint(step_dir, self.checkpoint_parts(), map_location=self.args.device, required=("agent",))
-        self.update_targets()
+        parts = self.checkpoint_parts()
+        if not resume:
+            parts = {k: v for k, v in parts.items() if k in ("agent", "mixer")}
+        load_checkpoint(step_dir, parts, map_location=self.args.device, required=tuple(parts))
+        if not resume:
+            self.update_targets()

@@ -146,4 +146,11 @@ class SACDPOLearner:
         """Everything a checkpoint holds (each has state_dict/load_state_dict)."""
         return {"actor": self.actor, "critic": self.critic, "target_critic": self.target_critic,
                 "log_alpha": self.log_alpha, "actor_opt": self.actor_opt,
-                "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
+                "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt, "learner": self}
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The learner's own counters (its networks are the other parts)."""
+        return {"n_updates": int(self.n_updates)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.n_updates = int(state["n_updates"])

@@ -117,4 +117,13 @@ class TD3POLearner:
         """Everything a checkpoint holds (each has state_dict/load_state_dict)."""
         return {"actor": self.actor, "critic": self.critic, "target_actor": self.target_actor,
                 "target_critic": self.target_critic, "actor_opt": self.actor_opt,
-                "critic_opt": self.critic_opt}
+                "critic_opt": self.critic_opt, "learner": self}
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The learner's own counters (its networks are the other parts): the update count
+        (policy delay) and the actor loss last reported."""
+        return {"n_updates": int(self.n_updates), "last_actor_loss": float(self._last_actor_loss)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.n_updates = int(state["n_updates"])
+        self._last_actor_loss = float(state["last_actor_loss"])

@@ -12,7 +12,8 @@ from components.episode_buffer import ReplayBuffer
 from controllers import REGISTRY as MAC_REGISTRY
 from learners import REGISTRY as LEARNER_REGISTRY
 from runners import REGISTRY as RUNNER_REGISTRY
-from utils.checkpoint import find_checkpoint, model_dir_for, save_checkpoint
+from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, restore_plain
+from utils.seeding import global_rng_state, set_global_rng_state
 from utils.registry import lookup
 
 
@@ -72,14 +73,19 @@ def build_marl(args: Any, logger: Any):
 
 
 def run_marl(args: Any, logger: Any) -> None:
-    """Train (or with ``evaluate=True`` only test) a MARL agent as configured by ``args``."""
+    """Train (or with ``evaluate=True`` only test) a MARL agent as configured by ``args``.
+
+    With ``checkpoint_path`` and ``evaluate=False`` the run resumes exactly where the checkpoint
+    was saved (see ``train``)."""
     runner, mac, learner = build_marl(args, logger)
     try:
+        step_dir = None
         if args.checkpoint_path:
-            step_dir, t_loaded = find_checkpoint(args.checkpoint_path, args.load_step)
+            step_dir, t_loaded = find_checkpoint(args.checkpoint_path, args.load_step, warn=logger.console.warning)
             logger.console.info(f"loading checkpoint {step_dir}")
-            learner.load(step_dir)
-            runner.t_env = t_loaded
+            if args.evaluate:
+                learner.load(step_dir)
+                runner.t_env = t_loaded
         elif args.evaluate and not args.energy:
             logger.console.warning("evaluate=True without checkpoint_path: testing an untrained network")
         if args.evaluate:
@@ -89,22 +95,44 @@ def run_marl(args: Any, logger: Any) -> None:
             run_test_episodes(args, runner, logger)
             logger.print_recent_stats()
             return
-        train(args, logger, runner, learner)
+        train(args, logger, runner, learner, resume_from=step_dir)
     finally:
         runner.close()
 
 
-def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
-    """The training loop proper."""
+def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Optional[str] = None) -> None:
+    """The training loop proper.
+
+    Checkpoints (``utils.checkpoint.Checkpointer``) are taken at the end of a loop iteration,
+    the one point where the learner, runner (t_env, envs), replay buffer, loop timers and RNG
+    states agree; a Ctrl-C / SIGTERM stops the run there too. ``resume_from`` (a step folder)
+    restores all of it, so the resumed run logs what an uninterrupted one would have.
+    """
     info = runner.env_info
     buffer = ReplayBuffer(args.buffer_size, runner.episode_limit, info["n_agents"], info["obs_shape"],
                           info["state_shape"], info["n_actions"], rng=np.random.default_rng(args.seed))
-    model_dir = model_dir_for(args)
-    episode = 0
-    last_test_t = -args.test_interval - 1
-    last_log_t = 0
-    last_save_t = runner.t_env
-    start = time.time()
+    ckpt = Checkpointer(args, logger.console)
+    loop = {"episode": 0, "last_test_t": -args.test_interval - 1, "last_log_t": 0, "last_save_t": runner.t_env,
+            "elapsed_s": 0.0}
+    if resume_from is not None:
+        learner.load(resume_from, resume=True)
+        runner.load_state_dict(restore_plain(resume_from, "runner"))
+        loop.update(restore_plain(resume_from, "loop"))
+        set_global_rng_state(restore_plain(resume_from, "rng"))
+        if has_part(resume_from, "buffer"):
+            buffer.load_state_dict(restore_plain(resume_from, "buffer", args.device))
+        else:
+            logger.console.warning("the checkpoint holds no replay buffer (save_buffer=False): training restarts "
+                                   f"once {args.batch_size} new episodes are collected")
+        logger.console.info(f"resumed at t_env {runner.t_env}, episode {loop['episode']}, "
+                            f"{len(buffer)} episodes in the replay buffer")
+    start = time.time() - float(loop["elapsed_s"])
+
+    def save(last: bool) -> None:
+        loop["elapsed_s"] = time.time() - start
+        ckpt.save(runner.t_env, learner.checkpoint_parts(),
+                  {"runner": runner.state_dict(), "loop": dict(loop), "rng": global_rng_state()},
+                  {"buffer": buffer}, last)
 
     def test_now() -> Optional[float]:
         """Test episodes plus the wall time so far (``elapsed_s``); returns the test win rate."""
@@ -115,38 +143,43 @@ def train(args: Any, logger: Any, runner: Any, learner: Any) -> None:
     stop_at = float(args.stop_at_test_win_rate)
     logger.console.info(f"training for {args.t_max} env steps"
                         + (f" or until the test win rate reaches {stop_at}" if stop_at > 0 else ""))
-    try:
-        while runner.t_env <= args.t_max:
-            batch = runner.run(test_mode=False)
-            buffer.insert(batch)
-            episode += runner.n_envs
-            if buffer.can_sample(args.batch_size):
-                sample = buffer.sample(args.batch_size).to(args.device)
-                learner.train(sample, runner.t_env, episode)
+    with StopRequest(logger.console.warning) as stop:
+        try:
+            while runner.t_env <= args.t_max:
+                if stop.requested:
+                    save(last=True)
+                    raise KeyboardInterrupt(f"stopped at t_env {runner.t_env} (last checkpoint saved)")
+                batch = runner.run(test_mode=False)
+                buffer.insert(batch)
+                loop["episode"] += runner.n_envs
+                if buffer.can_sample(args.batch_size):
+                    sample = buffer.sample(args.batch_size).to(args.device)
+                    learner.train(sample, runner.t_env, loop["episode"])
 
-            if (runner.t_env - last_test_t) / args.test_interval >= 1.0:
-                logger.console.info(f"t_env: {runner.t_env} / {args.t_max} | elapsed {_time_str(time.time() - start)}")
-                last_test_t = runner.t_env
-                win_rate = test_now()
-                if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
-                    logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
-                                        f"stopping at t_env {runner.t_env}")
-                    break
+                if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
+                    logger.console.info(f"t_env: {runner.t_env} / {args.t_max} | "
+                                        f"elapsed {_time_str(time.time() - start)}")
+                    loop["last_test_t"] = runner.t_env
+                    win_rate = test_now()
+                    if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
+                        logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
+                                            f"stopping at t_env {runner.t_env}")
+                        break
 
-            if args.save_model and runner.t_env - last_save_t >= args.save_model_interval:
-                last_save_t = runner.t_env
-                save_checkpoint(model_dir, runner.t_env, learner.checkpoint_parts())
+                if runner.t_env - loop["last_log_t"] >= args.log_interval:
+                    logger.log_stat("episode", loop["episode"], runner.t_env)
+                    logger.print_recent_stats()
+                    loop["last_log_t"] = runner.t_env
 
-            if runner.t_env - last_log_t >= args.log_interval:
-                logger.log_stat("episode", episode, runner.t_env)
-                logger.print_recent_stats()
-                last_log_t = runner.t_env
-        else:
-            logger.console.info(f"final test at t_env {runner.t_env}")
-            test_now()
-    finally:
-        if args.save_model:
-            path = save_checkpoint(model_dir, runner.t_env, learner.checkpoint_parts())
-            logger.console.info(f"saved checkpoint {path}")
+                if ckpt.due(runner.t_env, loop["last_save_t"]):
+                    loop["last_save_t"] = runner.t_env
+                    save(last=False)
+            else:
+                logger.console.info(f"final test at t_env {runner.t_env}")
+                test_now()
+        except FloatingPointError as exc:
+            ckpt.diverged(exc)
+            raise
+    save(last=True)
     logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
     logger.console.info(f"finished training at t_env {runner.t_env} in {_time_str(time.time() - start)}")

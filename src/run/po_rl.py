@@ -16,16 +16,17 @@ Logged stats: ``return_mean/std``, ``ep_length_mean``, ``episode``, ``test_retur
 ``test_ep_length_mean``, ``critic_loss``, ``actor_loss``, ``q_taken_mean``, ``target_mean``,
 ``alpha`` and ``entropy`` (SAC-d), ``steps_per_sec``.
 
-Checkpoints (``save_model``): actor, critic, target nets, optimisers (and log_alpha) every
-``save_model_interval`` steps and at the end. ``checkpoint_path`` resumes training (the replay is
-not saved and refills from the current policy); with ``evaluate=True`` only the actor is loaded and
+Checkpoints (``save_model``): actor, critic, target nets, optimisers (and log_alpha), learner and
+loop counters, RNG states every ``save_model_interval`` steps and at the end or on Ctrl-C / SIGTERM,
+the replay with the last one (and with every one when ``save_buffer=True``). ``checkpoint_path``
+resumes training exactly (``train``); with ``evaluate=True`` only the actor is loaded and
 ``test_nepisode`` deterministic episodes are run and logged.
 """
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,7 +35,9 @@ from components.episode_replay import WHOLE_EPISODES, EpisodeReplay
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
 from utils.device import resolve_device
+from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, load_checkpoint, restore_plain
 from utils.registry import lookup
+from utils.seeding import global_rng_state, gym_env_rng_state, set_global_rng_state, set_gym_env_rng_state
 
 
 def _learners() -> Dict[str, Any]:
@@ -148,9 +151,6 @@ def _log_test(logger: Any, returns: List[float], lengths: List[int], t_env: int)
 
 def run_po_rl(args: Any, logger: Any) -> None:
     """Train (or with ``evaluate=True`` evaluate) on ``env_args.key``; see the module docstring."""
-    from utils.checkpoint import (checkpoint_on_interrupt, find_checkpoint, load_checkpoint, model_dir_for,
-                              save_checkpoint)
-
     check_args(args)
     device = torch.device(resolve_device(getattr(args, "device", "auto")))
     seed = int(args.seed)
@@ -163,101 +163,139 @@ def run_po_rl(args: Any, logger: Any) -> None:
                         f"obs_dim={env.obs_dim} act_dim={env.act_dim} discrete={env.discrete} "
                         f"device={device}")
 
-    t_env = 0
-    resumed = False
+    step_dir = None
+    t_loaded = 0
     if getattr(args, "checkpoint_path", ""):
-        step_dir, t_env = find_checkpoint(args.checkpoint_path, int(getattr(args, "load_step", 0)))
-        parts = {"actor": actor, "critic": critic} if args.evaluate else learner.parts()
-        load_checkpoint(step_dir, parts, map_location=device, required=("actor",))
-        logger.console.info(f"loaded checkpoint {step_dir} (t_env {t_env})")
-        resumed = True
+        step_dir, t_loaded = find_checkpoint(args.checkpoint_path, int(getattr(args, "load_step", 0)),
+                                             warn=logger.console.warning)
+        logger.console.info(f"loading checkpoint {step_dir} (t_env {t_loaded})")
     if args.evaluate:
+        if step_dir is not None:
+            load_checkpoint(step_dir, {"actor": actor, "critic": critic}, map_location=device, required=("actor",))
         if args.energy:
             from run.energy import collect_po_episodes, report_po_energy
-            report_po_energy(args, actor, collect_po_episodes(test_runner), logger, critic=critic, t_env=t_env)
-        elif not resumed:
+            report_po_energy(args, actor, collect_po_episodes(test_runner), logger, critic=critic, t_env=t_loaded)
+        elif step_dir is None:
             raise ValueError("evaluate=True needs checkpoint_path=<results/models/<token>> to load an actor.")
         returns, lengths = evaluate(test_runner, int(args.test_nepisode))
-        _log_test(logger, returns, lengths, t_env)
+        _log_test(logger, returns, lengths, t_loaded)
         logger.console.info(f"evaluation over {args.test_nepisode} episodes: return "
                             f"{np.mean(returns):.2f} +- {np.std(returns):.2f}")
         logger.print_recent_stats()
         return
+    train(args, logger, env, test_env, runner, test_runner, learner, device, step_dir)
 
+
+def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner, test_runner: EpisodeRunner,
+          learner: Any, device: torch.device, resume_from: Optional[str] = None) -> None:
+    """The training loop. Checkpoints are taken at the end of an iteration (after an episode, its
+    updates, logs and any due test), the point where every piece of state agrees; a Ctrl-C /
+    SIGTERM stops the run there too. ``resume_from`` restores all of it: learner (networks,
+    targets, optimisers, counters), replay, loop counters and timers, global and env RNGs."""
     replay = EpisodeReplay(int(args.po_buffer_episodes), env.obs_dim, env.act_dim,
-                           env.max_episode_steps, discrete=env.discrete, seed=seed)
+                           env.max_episode_steps, discrete=env.discrete, seed=int(args.seed))
     t_max = int(args.t_max)
     seq_len, batch_size = int(args.sampled_seq_len), int(args.po_batch_size)
-    n_random = 0 if resumed else int(args.po_init_random_episodes)
-    model_dir = model_dir_for(args)
+    ckpt = Checkpointer(args, logger.console)
     test_interval = max(1, int(args.test_interval))
     runner_log = max(1, int(getattr(args, "runner_log_interval", args.log_interval)))
     learner_log = max(1, int(getattr(args, "learner_log_interval", args.log_interval)))
     log_interval = max(1, int(args.log_interval))
-    last_test = last_runner_log = last_learner_log = last_log = -10 ** 12
-    last_save = t_env
-    episode, updates_owed = 0, 0.0
-    ep_returns: List[float] = []
-    ep_lengths: List[int] = []
-    train_stats: Dict[str, List[float]] = defaultdict(list)
+    never = -10 ** 12
+    loop: Dict[str, Any] = {
+        "t_env": 0, "episode": 0, "updates_owed": 0.0, "n_random": int(args.po_init_random_episodes),
+        "learn_from": 0, "last_test": never, "last_runner_log": never, "last_learner_log": never,
+        "last_log": never, "last_save": 0, "ep_returns": [], "ep_lengths": [], "train_stats": {}}
+    if resume_from is not None:
+        load_checkpoint(resume_from, learner.parts(), map_location=device, required=tuple(learner.parts()))
+        loop.update(restore_plain(resume_from, "loop"))
+        rng = restore_plain(resume_from, "rng")
+        set_global_rng_state(rng["global"])
+        set_gym_env_rng_state(env, rng["env"])
+        set_gym_env_rng_state(test_env, rng["test_env"])
+        if has_part(resume_from, "replay"):
+            replay.load_state_dict(restore_plain(resume_from, "replay"))
+        else:
+            loop["learn_from"] = loop["episode"] + max(1, int(args.po_init_random_episodes))
+            logger.console.warning(f"the checkpoint holds no replay (save_buffer=False): "
+                                   f"{loop['learn_from'] - loop['episode']} episodes of the current policy "
+                                   f"refill it before updates restart")
+        logger.console.info(f"resumed at t_env {loop['t_env']}, episode {loop['episode']}, "
+                            f"{len(replay)} episodes in the replay")
+    train_stats: Dict[str, List[float]] = defaultdict(list, loop.pop("train_stats"))
     start_time = last_time = time.time()
-    start_t = last_t = t_env
+    start_t = last_t = loop["t_env"]
 
-    def save_now() -> None:  # reads the loop's current t_env
-        if t_env > 0:
-            save_checkpoint(model_dir, t_env, learner.parts())
+    def save(last: bool) -> None:
+        if loop["t_env"] > 0:
+            rng = {"global": global_rng_state(), "env": gym_env_rng_state(env),
+                   "test_env": gym_env_rng_state(test_env)}
+            ckpt.save(loop["t_env"], learner.parts(), {"loop": {**loop, "train_stats": dict(train_stats)},
+                                                       "rng": rng}, {"replay": replay}, last)
 
-    with checkpoint_on_interrupt(save_now, enabled=bool(args.save_model)):
-        while True:
-            if t_env - last_test >= test_interval or t_env >= t_max:
-                returns, lengths = evaluate(test_runner, int(args.test_nepisode))
-                _log_test(logger, returns, lengths, t_env)
-                last_test = t_env
-            if t_env - last_log >= log_interval or t_env >= t_max:
-                now = time.time()
-                if t_env > last_t:
-                    logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
-                done_frac = (t_env - start_t) / max(t_max - start_t, 1)
-                left = (now - start_time) * (1 - done_frac) / done_frac if done_frac > 0 else float("nan")
-                logger.console.info(f"t_env: {t_env} / {t_max}; time passed {now - start_time:.0f}s, "
-                                    f"estimated left {left:.0f}s")
-                logger.print_recent_stats()
-                last_log, last_time, last_t = t_env, now, t_env
-            if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env >= t_max) \
-                    and t_env > 0:
-                path = save_checkpoint(model_dir, t_env, learner.parts())
-                logger.console.info(f"saved checkpoint {path}")
-                last_save = t_env
-            if t_env >= t_max:
-                break
+    def tests_and_console() -> None:
+        nonlocal last_time, last_t
+        t_env = loop["t_env"]
+        if t_env - loop["last_test"] >= test_interval or t_env >= t_max:
+            returns, lengths = evaluate(test_runner, int(args.test_nepisode))
+            _log_test(logger, returns, lengths, t_env)
+            loop["last_test"] = t_env
+        if t_env - loop["last_log"] >= log_interval or t_env >= t_max:
+            now = time.time()
+            if t_env > last_t:
+                logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
+            done_frac = (t_env - start_t) / max(t_max - start_t, 1)
+            left = (now - start_time) * (1 - done_frac) / done_frac if done_frac > 0 else float("nan")
+            logger.console.info(f"t_env: {t_env} / {t_max}; time passed {now - start_time:.0f}s, "
+                                f"estimated left {left:.0f}s")
+            logger.print_recent_stats()
+            loop["last_log"], last_time, last_t = t_env, now, t_env
 
-            ep = runner.run("random" if episode < n_random else "explore")
-            replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
-            n = int(ep["rew"].shape[0])
-            t_env += n
-            episode += 1
-            ep_returns.append(float(ep["rew"].sum()))
-            ep_lengths.append(n)
+    if resume_from is None:
+        tests_and_console()  # the evaluation at t_env = 0
+    with StopRequest(logger.console.warning) as stop:
+        try:
+            while loop["t_env"] < t_max:
+                if stop.requested:
+                    save(last=True)
+                    raise KeyboardInterrupt(f"stopped at t_env {loop['t_env']} (last checkpoint saved)")
+                episode = loop["episode"]
+                ep = runner.run("random" if episode < loop["n_random"] else "explore")
+                replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
+                n = int(ep["rew"].shape[0])
+                loop["t_env"] += n
+                loop["episode"] = episode = episode + 1
+                t_env = loop["t_env"]
+                loop["ep_returns"].append(float(ep["rew"].sum()))
+                loop["ep_lengths"].append(n)
 
-            if episode >= n_random:
-                updates_owed += float(args.po_updates_per_step) * n
-                while updates_owed >= 1.0:
-                    stats = learner.train(replay.sample(batch_size, seq_len, device=device))
-                    for k, v in stats.items():
-                        train_stats[k].append(v)
-                    updates_owed -= 1.0
+                if episode >= max(loop["n_random"], loop["learn_from"]):
+                    loop["updates_owed"] += float(args.po_updates_per_step) * n
+                    while loop["updates_owed"] >= 1.0:
+                        stats = learner.train(replay.sample(batch_size, seq_len, device=device))
+                        for k, v in stats.items():
+                            train_stats[k].append(v)
+                        loop["updates_owed"] -= 1.0
 
-            if t_env - last_runner_log >= runner_log and ep_returns:
-                logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
-                logger.log_stat("return_std", float(np.std(ep_returns)), t_env)
-                logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
-                logger.log_stat("episode", episode, t_env)
-                ep_returns, ep_lengths = [], []
-                last_runner_log = t_env
-            if t_env - last_learner_log >= learner_log and train_stats:
-                for k, vals in train_stats.items():
-                    finite = [v for v in vals if np.isfinite(v)]
-                    if finite:
-                        logger.log_stat(k, float(np.mean(finite)), t_env)
-                train_stats = defaultdict(list)
-                last_learner_log = t_env
+                if t_env - loop["last_runner_log"] >= runner_log and loop["ep_returns"]:
+                    logger.log_stat("return_mean", float(np.mean(loop["ep_returns"])), t_env)
+                    logger.log_stat("return_std", float(np.std(loop["ep_returns"])), t_env)
+                    logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
+                    logger.log_stat("episode", episode, t_env)
+                    loop["ep_returns"], loop["ep_lengths"] = [], []
+                    loop["last_runner_log"] = t_env
+                if t_env - loop["last_learner_log"] >= learner_log and train_stats:
+                    for k, vals in train_stats.items():
+                        finite = [v for v in vals if np.isfinite(v)]
+                        if finite:
+                            logger.log_stat(k, float(np.mean(finite)), t_env)
+                    train_stats = defaultdict(list)
+                    loop["last_learner_log"] = t_env
+                tests_and_console()
+                if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
+                    loop["last_save"] = t_env
+                    save(last=False)
+        except FloatingPointError as exc:
+            ckpt.diverged(exc)
+            raise
+    save(last=True)

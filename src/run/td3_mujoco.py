@@ -16,10 +16,13 @@ the last 5 evaluations), ``return_mean``, ``ep_length_mean``, ``critic_loss``, `
 ``evaluate=True energy=True`` also counts the actor's operations on the evaluation states
 (``run.energy.report_popsan_energy``).
 
-Checkpoints (``save_model``): ``actor.pt`` (the deployable actor, nothing else) and
-``train_state.pt`` (critic, targets or proxy, optimisers). ``checkpoint_path`` resumes training
-from them (the replay buffer is not saved: it refills before updates restart); with
-``evaluate=True`` only ``actor.pt`` is loaded and evaluated.
+Checkpoints (``save_model``): ``actor.pt`` (the deployable actor, nothing else),
+``train_state.pt`` (critic, targets or proxy, optimisers, update count), ``loop.pt`` and ``rng.pt``
+(counters, timers, the current episode, the tester's ``test_return_best`` and history, RNG and
+env states), and with the
+last checkpoint (end, Ctrl-C / SIGTERM; every one with ``save_buffer=True``) ``replay.pt``.
+``checkpoint_path`` resumes training exactly (``train``); with ``evaluate=True`` only ``actor.pt``
+is loaded and evaluated.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ import torch
 
 from components.transition_replay import TransitionReplay
 from learners.td3_mujoco import TD3MujocoLearner, resolve_mode
-from utils.checkpoint import (checkpoint_on_interrupt, find_checkpoint, load_checkpoint, model_dir_for,
-                              save_checkpoint)
+from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, load_checkpoint, restore_plain
+from utils.seeding import (generator_state, global_rng_state, gym_env_rng_state, set_generator_state,
+                           set_global_rng_state, set_gym_env_rng_state)
 
 
 def _make_env(args: Any, seed: int):
@@ -158,6 +162,46 @@ class _Tester:
             env.close()
 
 
+def env_state(env: Any) -> Dict[str, Any]:
+    """Everything a gymnasium MuJoCo env's next steps depend on, mid-episode included: every
+    fixed-size array of its ``mjData`` (positions, velocities, warm start, derived quantities the
+    step reads), the sim time, the ``TimeLimit`` step count and the env/action-space RNGs."""
+    data = env.unwrapped.data
+    arrays = {}
+    for name in dir(data):
+        if name.startswith("_"):
+            continue
+        try:
+            value = getattr(data, name)
+        except Exception:  # noqa: BLE001 - some mjData properties are not readable in every build
+            continue
+        if isinstance(value, np.ndarray) and value.flags.writeable and value.size:
+            arrays[name] = torch.from_numpy(value.copy())
+    elapsed, wrapper = None, env
+    while hasattr(wrapper, "env"):
+        if hasattr(wrapper, "_elapsed_steps"):
+            elapsed = wrapper._elapsed_steps
+        wrapper = wrapper.env
+    return {"mjdata": arrays, "time": float(data.time), "elapsed_steps": elapsed, "rng": gym_env_rng_state(env)}
+
+
+def set_env_state(env: Any, state: Dict[str, Any]) -> None:
+    """Restore ``env_state``: the env continues its episode exactly as the saved one would have.
+    Arrays whose size depends on the current contacts are recomputed by the next step."""
+    data = env.unwrapped.data
+    for name, value in state["mjdata"].items():
+        target = getattr(data, name)
+        if target.shape == tuple(value.shape):
+            target[...] = value.numpy()
+    data.time = state["time"]
+    wrapper = env
+    while hasattr(wrapper, "env"):
+        if hasattr(wrapper, "_elapsed_steps"):
+            wrapper._elapsed_steps = state["elapsed_steps"]
+        wrapper = wrapper.env
+    set_gym_env_rng_state(env, state["rng"])
+
+
 def run_td3_mujoco(args: Any, logger: Any) -> None:
     """Train (or with ``evaluate=True`` evaluate) TD3 on ``env_args.key``; see the module doc."""
     mode = check_args(args)
@@ -171,108 +215,153 @@ def run_td3_mujoco(args: Any, logger: Any) -> None:
                         + (f" neuron={args.actor_neuron}" if mode != "ann" else "")
                         + f" | obs {obs_dim} act {act_dim} | actor params {n_params}")
 
-    t_env = 0
+    step_dir, t_loaded = None, 0
     if getattr(args, "checkpoint_path", ""):
-        step_dir, t_env = find_checkpoint(args.checkpoint_path, int(getattr(args, "load_step", 0)))
+        step_dir, t_loaded = find_checkpoint(args.checkpoint_path, int(getattr(args, "load_step", 0)),
+                                             warn=logger.console.warning)
         parts = dict(learner.deploy_parts())
         if not args.evaluate:
             parts.update(learner.train_parts())
         load_checkpoint(step_dir, parts, map_location=learner.device, required=tuple(parts))
-        logger.console.info(f"loaded checkpoint {step_dir} (t_env {t_env})")
+        logger.console.info(f"loaded checkpoint {step_dir} (t_env {t_loaded})")
 
     if getattr(args, "energy", False) and not args.evaluate:
         logger.console.warning("energy=True counts operations only with evaluate=True; this training "
                                "run ignores it (test_firing_rate is logged for spiking actors).")
     tester = _Tester(args, learner, logger)
     if args.evaluate:
-        mean = tester(t_env)
+        mean = tester(t_loaded)
         if getattr(args, "energy", False):
             from run.energy import report_popsan_energy
-            report_popsan_energy(args, learner.actor, tester.last_states, logger, t_env)
+            report_popsan_energy(args, learner.actor, tester.last_states, logger, t_loaded)
         logger.print_recent_stats()
         logger.console.info(f"evaluation over {args.test_nepisode} episodes: return {mean:.2f}")
         env.close()
         tester.close()
         return
+    try:
+        train(args, logger, env, tester, learner, step_dir)
+    finally:
+        env.close()
+        tester.close()
 
+
+def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoLearner,
+          resume_from: Optional[str] = None) -> None:
+    """The training loop. Checkpoints are taken at the end of an env step (after its update,
+    test and log), where every piece of state agrees, mid-episode included; a Ctrl-C / SIGTERM
+    stops the run there too. ``resume_from`` (a step folder whose networks are already loaded)
+    restores the rest: replay, loop counters and timers, the current episode (env physics,
+    observation, return so far), the tester's best-so-far and history, the noise, global and env RNGs
+(evaluations reset their envs with fixed seeds, so they need no RNG state)."""
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    max_action = env.action_space.high.astype(np.float32)
     t_max = int(args.t_max)
     replay = TransitionReplay(obs_dim, act_dim, min(int(args.buffer_size_transitions), max(t_max, 1)),
                               seed=int(args.seed))
     rng = np.random.default_rng(int(args.seed) + 1)
     batch_size = int(args.batch_size_transitions)
     noise_scale = float(args.expl_noise) * max_action
-    model_dir = model_dir_for(args)
+    ckpt = Checkpointer(args, logger.console)
 
     train_stats: Dict[str, List[float]] = defaultdict(list)
-    ep_returns: List[float] = []
-    ep_lengths: List[int] = []
-    episode = 0
-    last_test, last_log, last_save = t_env, t_env, t_env
-    t_start_run, t_log_wall, t_log_env = time.time(), time.time(), t_env
-    tester(t_env)
+    loop: Dict[str, Any] = {"t_env": 0, "episode": 0, "ep_ret": 0.0, "ep_len": 0, "last_test": 0, "last_log": 0,
+                            "last_save": 0, "ep_returns": [], "ep_lengths": [], "min_replay": batch_size}
+    if resume_from is not None:
+        saved = restore_plain(resume_from, "loop")
+        obs = saved.pop("obs").numpy()
+        train_stats.update(saved.pop("train_stats"))
+        tester.load_state_dict(saved.pop("tester"))
+        loop.update(saved)
+        states = restore_plain(resume_from, "rng")
+        set_global_rng_state(states["global"])
+        set_generator_state(rng, states["noise"])
+        set_env_state(env, states["env"])
+        if has_part(resume_from, "replay"):
+            replay.load_state_dict(restore_plain(resume_from, "replay"))
+        else:
+            loop["min_replay"] = max(batch_size, min(int(args.start_steps), replay.capacity))
+            logger.console.warning(f"the checkpoint holds no replay (save_buffer=False): updates restart once "
+                                   f"{loop['min_replay']} new transitions are stored")
+        logger.console.info(f"resumed at t_env {loop['t_env']}, episode {loop['episode']}, "
+                            f"{len(replay)} transitions in the replay")
+    else:
+        tester(0)
+        obs, _ = env.reset()
+    t_start_run = t_log_wall = time.time()
+    t_log_env = loop["t_env"]
 
-    obs, _ = env.reset()
-    ep_ret, ep_len = 0.0, 0
-    def save_now() -> None:  # reads the loop's current t_env
-        save_checkpoint(model_dir, t_env, {**learner.deploy_parts(), **learner.train_parts()})
+    def save(last: bool) -> None:
+        state = {**loop, "obs": torch.as_tensor(np.asarray(obs)), "train_stats": dict(train_stats),
+                 "tester": tester.state_dict()}
+        rngs = {"global": global_rng_state(), "noise": generator_state(rng), "env": env_state(env)}
+        ckpt.save(loop["t_env"], {**learner.deploy_parts(), **learner.train_parts()},
+                  {"loop": state, "rng": rngs}, {"replay": replay}, last)
 
-    with checkpoint_on_interrupt(save_now, enabled=bool(args.save_model)):
-        while t_env < t_max:
-            if t_env < int(args.start_steps):
-                action = env.action_space.sample()
-            else:
-                action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
-                action = np.clip(action, -max_action, max_action).astype(np.float32)
-            next_obs, rew, terminated, truncated, _ = env.step(action)
-            replay.add(obs, action, float(rew), next_obs, bool(terminated))
-            obs = next_obs
-            ep_ret += float(rew)
-            ep_len += 1
-            t_env += 1
-            if terminated or truncated:
-                ep_returns.append(ep_ret)
-                ep_lengths.append(ep_len)
-                episode += 1
-                obs, _ = env.reset()
-                ep_ret, ep_len = 0.0, 0
+    with StopRequest(logger.console.warning) as stop:
+        try:
+            while loop["t_env"] < t_max:
+                if stop.requested:
+                    save(last=True)
+                    raise KeyboardInterrupt(f"stopped at t_env {loop['t_env']} (last checkpoint saved)")
+                if loop["t_env"] < int(args.start_steps):
+                    action = env.action_space.sample()
+                else:
+                    action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
+                    action = np.clip(action, -max_action, max_action).astype(np.float32)
+                next_obs, rew, terminated, truncated, _ = env.step(action)
+                replay.add(obs, action, float(rew), next_obs, bool(terminated))
+                obs = next_obs
+                loop["ep_ret"] += float(rew)
+                loop["ep_len"] += 1
+                loop["t_env"] = t_env = loop["t_env"] + 1
+                if terminated or truncated:
+                    loop["ep_returns"].append(loop["ep_ret"])
+                    loop["ep_lengths"].append(loop["ep_len"])
+                    loop["episode"] += 1
+                    obs, _ = env.reset()
+                    loop["ep_ret"], loop["ep_len"] = 0.0, 0
 
-            if t_env >= int(args.start_steps) and len(replay) >= batch_size:
-                batch = replay.sample(batch_size, learner.device)
-                proxy_obs = None
-                n_fit = learner.proxy_states_needed
-                if n_fit:   # K fresh batches for the proxy fit
-                    proxy_obs = replay.sample(n_fit * batch_size, learner.device)["obs"].reshape(n_fit, batch_size, -1)
-                for k, v in learner.train_step(batch, proxy_obs).items():
-                    train_stats[k].append(v)
+                if t_env >= int(args.start_steps) and len(replay) >= loop["min_replay"]:
+                    batch = replay.sample(batch_size, learner.device)
+                    proxy_obs = None
+                    n_fit = learner.proxy_states_needed
+                    if n_fit:   # K fresh batches for the proxy fit
+                        proxy_obs = replay.sample(n_fit * batch_size, learner.device)["obs"].reshape(
+                            n_fit, batch_size, -1)
+                    for k, v in learner.train_step(batch, proxy_obs).items():
+                        train_stats[k].append(v)
 
-            if t_env - last_test >= int(args.test_interval) or t_env == t_max:
-                last_test = t_env
-                tester(t_env)
+                if t_env - loop["last_test"] >= int(args.test_interval) or t_env == t_max:
+                    loop["last_test"] = t_env
+                    tester(t_env)
 
-            if t_env - last_log >= int(args.log_interval) or t_env == t_max:
-                now = time.time()
-                sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
-                logger.log_stat("steps_per_sec", sps, t_env)
-                t_log_wall, t_log_env = now, t_env
-                logger.log_stat("episode", episode, t_env)
-                if ep_returns:
-                    logger.log_stat("return_mean", float(np.mean(ep_returns)), t_env)
-                    logger.log_stat("ep_length_mean", float(np.mean(ep_lengths)), t_env)
-                for k, vals in train_stats.items():
-                    logger.log_stat(k, float(np.mean(vals)), t_env)
-                train_stats.clear()
-                ep_returns, ep_lengths = [], []
-                last_log = t_env
-                logger.print_recent_stats()
-                elapsed = now - t_start_run
-                logger.console.info(f"t_env {t_env}/{t_max} | {elapsed:.0f}s elapsed | {sps:.1f} env steps/s "
-                                    f"since the last log")
+                if t_env - loop["last_log"] >= int(args.log_interval) or t_env == t_max:
+                    now = time.time()
+                    sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
+                    logger.log_stat("steps_per_sec", sps, t_env)
+                    t_log_wall, t_log_env = now, t_env
+                    logger.log_stat("episode", loop["episode"], t_env)
+                    if loop["ep_returns"]:
+                        logger.log_stat("return_mean", float(np.mean(loop["ep_returns"])), t_env)
+                        logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
+                    for k, vals in train_stats.items():
+                        logger.log_stat(k, float(np.mean(vals)), t_env)
+                    train_stats.clear()
+                    loop["ep_returns"], loop["ep_lengths"] = [], []
+                    loop["last_log"] = t_env
+                    logger.print_recent_stats()
+                    elapsed = now - t_start_run
+                    logger.console.info(f"t_env {t_env}/{t_max} | {elapsed:.0f}s elapsed | {sps:.1f} env steps/s "
+                                        f"since the last log")
 
-            if args.save_model and (t_env - last_save >= int(args.save_model_interval) or t_env == t_max):
-                last_save = t_env
-                path = save_checkpoint(model_dir, t_env, {**learner.deploy_parts(), **learner.train_parts()})
-                logger.console.info(f"saved checkpoint {path}")
-
+                if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
+                    loop["last_save"] = t_env
+                    save(last=False)
+        except FloatingPointError as exc:
+            ckpt.diverged(exc)
+            raise
+    if loop["t_env"] > 0:
+        save(last=True)
     logger.console.info(f"finished: best test return {tester.best:.2f}")
-    env.close()
-    tester.close()

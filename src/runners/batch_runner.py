@@ -87,6 +87,27 @@ class BatchRunner:
             self.last_log_t = self.t_env
         return batch.truncate(max(int(lengths.max()), 1))
 
+    def state_dict(self) -> Dict[str, Any]:
+        """What resuming needs between ``run`` calls: ``t_env``, the log timer, the not yet
+        logged episode stats and the envs' state (``env.state_dict()``; None when the env
+        cannot save it, e.g. sc2). Kept by the run loop's checkpoints (src/run/marl.py)."""
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return {"t_env": int(self.t_env), "last_log_t": int(self.last_log_t),
+                "train_stats": {k: list(v) for k, v in self.train_stats.items()},
+                "test_stats": {k: list(v) for k, v in self.test_stats.items()}, "env": env_state}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore ``state_dict()``; an env without saved state keeps its fresh state (warned)."""
+        self.t_env, self.last_log_t = int(state["t_env"]), int(state["last_log_t"])
+        for mine, saved in ((self.train_stats, state["train_stats"]), (self.test_stats, state["test_stats"])):
+            for k in mine:
+                mine[k] = list(saved.get(k, []))
+        if state.get("env") is not None and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(state["env"])
+        else:
+            self.logger.console.warning(f"the '{self.args.env}' environments cannot restore their random "
+                                        f"state: the resumed run plays other episodes than an uninterrupted one")
+
     @staticmethod
     def _write_slot(buf: Dict[str, np.ndarray], t: int, data: Dict[str, np.ndarray], rows: np.ndarray) -> None:
         """Store obs/state/avail of ``data`` at observation slot ``t`` for the ``rows`` envs."""

@@ -86,7 +86,7 @@ def test_resume_continues_from_the_checkpoint_step(tmp_path):
     logger = Logger()
     run_po_rl(po_args(tmp_path, t_max=first + 100, checkpoint_path=model_dir), logger)
     tests = _series(logger, "test_return_mean")
-    assert tests[0] == first and tests[-1] >= first + 100
+    assert tests[0] > first and tests[-1] >= first + 100  # a true resume: no repeated test at `first`
     assert max(int(d) for d in os.listdir(model_dir)) >= first + 100
 
 

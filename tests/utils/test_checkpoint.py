@@ -1,23 +1,43 @@
+import json
 import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from utils.checkpoint import checkpoint_on_interrupt, find_checkpoint, load_checkpoint, save_checkpoint
+from utils.checkpoint import (CheckpointError, Checkpointer, DivergedError, StopRequest, config_hash,
+                              find_checkpoint, incomplete_reason, load_checkpoint, load_part, resume_config,
+                              save_checkpoint)
+
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
 
 def test_save_find_load_round_trip(tmp_path):
     net = torch.nn.Linear(3, 2)
     for t in (100, 250, 400):
-        save_checkpoint(str(tmp_path), t, {"agent": net})
+        save_checkpoint(str(tmp_path), t, {"agent": net, "loop": {"episode": t // 10, "xs": [1.5, 2.5]}},
+                        config={"lr": 0.1, "agent": "grsn"})
     assert find_checkpoint(str(tmp_path)) == (os.path.join(str(tmp_path), "400"), 400)
     assert find_checkpoint(str(tmp_path), load_step=230)[1] == 250
     assert find_checkpoint(os.path.join(str(tmp_path), "100"))[1] == 100
+    step = os.path.join(str(tmp_path), "400")
+    manifest = json.load(open(os.path.join(step, "manifest.json")))
+    assert manifest["t_env"] == 400 and sorted(manifest["parts"]) == ["agent", "loop"]
+    assert manifest["parts"]["agent"]["bytes"] == os.path.getsize(os.path.join(step, "agent.pt"))
+    assert manifest["config_hash"] == config_hash({"lr": 0.1, "agent": "grsn"})
+    assert json.load(open(os.path.join(step, "config.json"))) == {"lr": 0.1, "agent": "grsn"}
+    assert load_part(os.path.join(step, "loop.pt")) == {"episode": 40, "xs": [1.5, 2.5]}
     other = torch.nn.Linear(3, 2)
-    load_checkpoint(os.path.join(str(tmp_path), "400"), {"agent": other, "opt": object()}, required=("agent",))
+    load_checkpoint(step, {"agent": other, "opt": object()}, required=("agent",))
     assert torch.equal(other.weight, net.weight)
-    with pytest.raises(FileNotFoundError, match="critic.pt"):
-        load_checkpoint(os.path.join(str(tmp_path), "400"), {"critic": other}, required=("critic",))
+    with pytest.raises(CheckpointError, match="critic.pt"):
+        load_checkpoint(step, {"critic": other}, required=("critic",))
+    assert not [d for d in os.listdir(str(tmp_path)) if d.startswith(".")]  # no temporary folders left
 
 
 def test_find_checkpoint_errors_name_the_fix(tmp_path):
@@ -27,15 +47,169 @@ def test_find_checkpoint_errors_name_the_fix(tmp_path):
         find_checkpoint(str(tmp_path))
 
 
-def test_checkpoint_on_interrupt_saves_then_reraises():
-    saved = []
-    with pytest.raises(KeyboardInterrupt):
-        with checkpoint_on_interrupt(lambda: saved.append(1), enabled=True):
-            raise KeyboardInterrupt
-    assert saved == [1]
-    with checkpoint_on_interrupt(lambda: saved.append(2), enabled=True):
-        pass
-    with pytest.raises(RuntimeError):
-        with checkpoint_on_interrupt(lambda: saved.append(3), enabled=False):
-            raise RuntimeError("crash")
-    assert saved == [1]
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_pickled_command_is_not_run_and_the_error_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(str(tmp_path / "m"), 10, {"agent": torch.nn.Linear(2, 2)})
+    path = tmp_path / "m" / "10" / "agent.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"weight": _Evil()}, f, protocol=2)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(str(tmp_path / "m" / "10"), {"agent": torch.nn.Linear(2, 2)})
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
+def test_a_damaged_file_is_one_line_naming_it(tmp_path, content):
+    path = tmp_path / "agent.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="cannot load checkpoint file .*agent.pt") as info:
+        load_part(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_a_state_of_other_sizes_is_one_clear_error(tmp_path):
+    save_checkpoint(str(tmp_path), 5, {"agent": torch.nn.Linear(3, 8)})
+    with pytest.raises(CheckpointError, match="agent.pt does not fit this run's 'agent'.*network sizes"):
+        load_checkpoint(str(tmp_path / "5"), {"agent": torch.nn.Linear(3, 4)})
+
+
+def test_incomplete_step_folders_are_skipped_and_reported(tmp_path):
+    net = torch.nn.Linear(2, 2)
+    save_checkpoint(str(tmp_path), 100, {"agent": net, "opt": {"step": 3}})
+    save_checkpoint(str(tmp_path), 200, {"agent": net, "mixer": net})
+    save_checkpoint(str(tmp_path), 300, {"agent": net, "mixer": net})
+    os.remove(tmp_path / "300" / "mixer.pt")                        # a part missing
+    with open(tmp_path / "200" / "agent.pt", "r+b") as f:            # a truncated part
+        f.truncate(10)
+    os.makedirs(tmp_path / "400")                                    # an old-style folder, no manifest
+    torch.save(net.state_dict(), tmp_path / "400" / "agent.pt")
+    warnings = []
+    assert find_checkpoint(str(tmp_path), warn=warnings.append) == (str(tmp_path / "100"), 100)
+    assert len(warnings) == 3
+    assert "400" in warnings[0] and "manifest.json" in warnings[0]
+    assert "part 'mixer'" in warnings[1] and "truncated" in warnings[2]
+    with pytest.raises(CheckpointError, match="part 'mixer'"):
+        find_checkpoint(str(tmp_path / "300"))
+    os.remove(tmp_path / "100" / "manifest.json")
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        find_checkpoint(str(tmp_path))
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    net = torch.nn.Linear(2, 2)
+    save_checkpoint(str(tmp_path), 100, {"agent": net})
+    with torch.no_grad():
+        net.weight[0, 1] = float("nan")
+    with pytest.raises(DivergedError, match=r"'agent' holds NaN/inf \(weight\)"):
+        save_checkpoint(str(tmp_path), 200, {"agent": net})
+    assert sorted(os.listdir(str(tmp_path))) == ["100"]
+    # parts outside check_finite (counters, stats) may hold NaN, e.g. a loss not yet computed
+    save_checkpoint(str(tmp_path), 300, {"agent": torch.nn.Linear(2, 2), "loop": {"x": torch.tensor(float("nan"))}},
+                    check_finite=["agent"])
+    assert find_checkpoint(str(tmp_path))[1] == 300
+
+
+def test_saving_a_step_again_replaces_it(tmp_path):
+    save_checkpoint(str(tmp_path), 100, {"a": {"v": 1}})
+    save_checkpoint(str(tmp_path), 100, {"a": {"v": 2}, "buffer": {"n": 3}})
+    assert sorted(os.listdir(str(tmp_path))) == ["100"]
+    assert load_part(str(tmp_path / "100" / "a.pt")) == {"v": 2}
+    assert incomplete_reason(str(tmp_path / "100")) is None
+
+
+def test_checkpointer_writes_buffers_with_the_last_save_or_when_asked(tmp_path):
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def info(self, m):
+            self.lines.append(m)
+
+        warning = info
+
+    def args(**kw):
+        d = dict(local_results_path=str(tmp_path), unique_token="run", save_model=True, save_model_interval=50,
+                 save_buffer=False)
+        d.update(kw)
+        return SimpleNamespace(**d)
+
+    ck = Checkpointer(args(), Log())
+    net = torch.nn.Linear(2, 2)
+    assert not ck.due(40, 0) and ck.due(50, 0)
+    ck.save(50, {"agent": net}, {"loop": {}}, {"buffer": {"n": 1}}, last=False)
+    ck.save(60, {"agent": net}, {"loop": {}}, {"buffer": {"n": 1}}, last=True)
+    base = tmp_path / "models" / "run"
+    assert not (base / "50" / "buffer.pt").exists() and (base / "60" / "buffer.pt").exists()
+    Checkpointer(args(save_buffer=True), Log()).save(70, {"agent": net}, {}, {"buffer": {"n": 1}}, last=False)
+    assert (base / "70" / "buffer.pt").exists()
+    with torch.no_grad():
+        net.bias[0] = float("inf")
+    log = Log()
+    assert Checkpointer(args(), log).save(80, {"agent": net}, {}, {}, last=True) is None
+    assert "diverged" in log.lines[-1] and not (base / "80").exists()
+    assert Checkpointer(args(save_model=False), Log()).save(90, {"agent": torch.nn.Linear(2, 2)}, {}, {}, True) is None
+
+
+def test_stop_request_defers_the_first_signal_and_not_the_second():
+    before = signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_resume_config_takes_the_checkpoint_and_rejects_conflicts():
+    saved = {"config_name": "qmix", "env": "smax", "agent": "grsn", "rnn_hidden_dim": 64, "lr": 0.0005,
+             "t_max": 1000, "env_args": {"map_name": "8m", "seed_offset": 2}, "device": "cuda", "n_agents": 8}
+    fresh = {"config_name": "qmix", "env": "smax", "agent": "rnn", "rnn_hidden_dim": 64, "lr": 0.001,
+             "t_max": 500, "env_args": {"map_name": "3m", "seed_offset": 0}, "device": "cpu",
+             "checkpoint_path": "x"}
+    out, notes = resume_config(fresh, ["t_max=2000", "checkpoint_path=x"], saved)
+    assert out["agent"] == "grsn" and out["env_args"] == {"map_name": "8m", "seed_offset": 2}
+    assert out["lr"] == 0.0005 and out["device"] == "cpu" and "n_agents" not in out
+    assert notes == ["t_max=500 (checkpoint: 1000)"]  # the override stays (fresh holds it already)
+    with pytest.raises(CheckpointError, match="agent=rnn conflicts with the checkpoint.*agent=grsn"):
+        resume_config(fresh, ["agent=rnn"], saved)
+    with pytest.raises(CheckpointError, match="env_args.map_name=3m conflicts.*env_args.map_name=8m"):
+        resume_config(fresh, ["env_args.map_name=3m"], saved)
+    with pytest.raises(CheckpointError, match="--config=vdn conflicts.*config_name=qmix"):
+        resume_config({**fresh, "config_name": "vdn"}, [], saved)
+
+
+KILL_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {src!r})
+from utils.checkpoint import save_checkpoint
+big = {{"w": torch.randn(500_000)}}
+t = 0
+while True:
+    t += 1
+    save_checkpoint({model_dir!r}, t, {{"agent": big, "opt": big, "buffer": big}})
+    print(t, flush=True)
+"""
+
+
+def test_kill_9_during_saves_leaves_a_loadable_newest_checkpoint(tmp_path):
+    model_dir = str(tmp_path / "m")
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(src=SRC, model_dir=model_dir)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(3):                  # let a few saves complete, then kill it mid-way
+            assert proc.stdout.readline()
+        time.sleep(0.05)
+        proc.kill()
+    finally:
+        proc.wait(timeout=30)
+    step_dir, t = find_checkpoint(model_dir)
+    assert t >= 3
+    assert load_part(os.path.join(step_dir, "buffer.pt"))["w"].shape == (500_000,)

@@ -1,0 +1,123 @@
+"""True resume: a run stopped at t (Ctrl-C) and resumed from its checkpoint to T logs exactly
+the values of one uninterrupted run to T (same seed), for each of the three run loops."""
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+
+from utils.logging import Logger
+from utils.seeding import set_seed
+
+WALL_CLOCK = {"elapsed_s", "wall_time_s", "steps_per_sec"}
+
+
+class StopAt(Logger):
+    """A Logger that sends this process a SIGINT (as Ctrl-C would) once a stat is logged at
+    ``t >= stop_t``: the run loop then saves at its next safe point and stops."""
+
+    def __init__(self, stop_t=None):
+        super().__init__()
+        self.stop_t, self.sent = stop_t, False
+
+    def log_stat(self, key, value, t):
+        super().log_stat(key, value, t)
+        if self.stop_t is not None and not self.sent and t >= self.stop_t:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def series(*loggers):
+    """Every logged stat but the wall-clock ones, concatenated over ``loggers``."""
+    out = {}
+    for lg in loggers:
+        for k, vals in lg.stats.items():
+            if k not in WALL_CLOCK:
+                out.setdefault(k, []).extend(vals)
+    return out
+
+
+def stop_and_resume(run, make_args, tmp_path, stop_t):
+    """(straight run's series, stopped + resumed series, resumed run's first logged t)."""
+    straight = StopAt()
+    set_seed(1)  # as src/main.py does before every run
+    run(make_args(tmp_path / "a", "straight"), straight)
+    first = StopAt(stop_t)
+    set_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_args(tmp_path / "b", "first"), first)
+    model_dir = os.path.join(str(tmp_path / "b"), "models", "first")
+    second = StopAt()
+    set_seed(1)
+    run(make_args(tmp_path / "b", "second", checkpoint_path=model_dir), second)
+    resumed_t = min(t for vals in second.stats.values() for t, _ in vals)
+    return series(straight), series(first, second), resumed_t
+
+
+def assert_same(straight, resumed):
+    assert sorted(straight) == sorted(resumed)
+    for key in straight:
+        assert resumed[key] == straight[key], key
+
+
+# --------------------------------------------------------------------------------- MARL (SMAX)
+@pytest.mark.parametrize("agent", ["grsn"])
+def test_marl_stop_and_resume_logs_the_same_values(request, tmp_path, agent):
+    pytest.importorskip("jaxmarl")
+    import run.marl as marl
+    from utils.config import build_config
+
+    cache = str(request.config.cache.mkdir("smax_jax_cache"))
+
+    def make_args(root, token, **kw):
+        cfg = build_config("qmix", "smax")
+        cfg.update(device="cpu", agent=agent, rnn_hidden_dim=8, snn_hidden_dim=8, mixing_embed_dim=8,
+                   hypernet_embed=8, batch_size_run=2, batch_size=4, buffer_size=8, target_update_interval=4,
+                   epsilon_anneal_time=300, test_nepisode=2, test_interval=150, log_interval=100,
+                   runner_log_interval=100, learner_log_interval=100, t_max=450, save_model=True,
+                   save_model_interval=10 ** 9, local_results_path=str(root), unique_token=token)
+        cfg["env_args"]["jax_cache_dir"] = cache
+        cfg.update(kw)
+        return SimpleNamespace(**cfg)
+
+    straight, resumed, resumed_t = stop_and_resume(marl.run_marl, make_args, tmp_path, stop_t=200)
+    assert 200 <= resumed_t < 450  # the second run really continued mid-way
+    assert_same(straight, resumed)
+
+
+# --------------------------------------------------------------------------------- po_rl
+@pytest.mark.parametrize("agent,key,learner", [("grsn", "Pendulum-P", "td3"), ("gru", "CartPole-V", "sacd")])
+def test_po_rl_stop_and_resume_logs_the_same_values(tmp_path, agent, key, learner):
+    from run.po_rl import run_po_rl
+    from test_po_rl_smoke import po_args
+
+    def make_args(root, token, **kw):
+        return po_args(root, agent=agent, po_learner=learner, env_args={"key": key, "max_episode_steps": 30},
+                       t_max=300, test_interval=90, log_interval=60, runner_log_interval=60,
+                       learner_log_interval=60, save_model_interval=10 ** 9, unique_token=token,
+                       po_updates_per_step=0.2, **kw)
+
+    straight, resumed, resumed_t = stop_and_resume(run_po_rl, make_args, tmp_path, stop_t=120)
+    assert 120 <= resumed_t < 300
+    assert_same(straight, resumed)
+
+
+# --------------------------------------------------------------------------------- td3_mujoco
+@pytest.mark.parametrize("mode", ["ann", "proxy"])
+def test_td3_mujoco_stop_and_resume_logs_the_same_values(tmp_path, mode):
+    pytest.importorskip("mujoco")
+    from run.td3_mujoco import run_td3_mujoco
+    from test_td3_mujoco_smoke import make_args as td3_args
+
+    def make_args(root, token, **kw):
+        # Hopper: contacts, so the restored mid-episode physics must include the solver's warm start
+        return td3_args(root, mode, env_args={"key": "Hopper-v4", "max_episode_steps": 40}, t_max=200,
+                        start_steps=50, batch_size_transitions=16, test_interval=70, test_nepisode=1,
+                        log_interval=30, save_model_interval=10 ** 9, unique_token=token,
+                        popsan_hidden=[16], mujoco_actor_hidden=[16], mujoco_critic_hidden=[16],
+                        proxy_hidden=[16], **kw)
+
+    straight, resumed, resumed_t = stop_and_resume(run_td3_mujoco, make_args, tmp_path, stop_t=95)
+    assert 95 <= resumed_t < 200
+    assert_same(straight, resumed)
+    assert "test_return_best" in straight
