@@ -42,6 +42,7 @@ class Packing:
         t_idx = torch.repeat_interleave(steps, self.batch_sizes)
         r_idx = torch.cat([torch.arange(n) for n in self.bs_list]) if self.n_rows else steps[:0]
         self.t_idx, self.r_idx, self.b_idx = t_idx, r_idx, self.order[r_idx]
+        self.tr_flat = t_idx * self.batch + r_idx                          # row in a flat [T * batch]
         # row of each padded slot, -1 where the slot is padding
         self.row_of = torch.full((self.batch, self.T), -1, dtype=torch.long)
         self.row_of[self.b_idx, self.t_idx] = torch.arange(self.n_rows)
@@ -54,21 +55,24 @@ class Packing:
 
     def pack(self, x: Tensor) -> Tensor:
         """``x`` [batch, T, ...] (at least T columns) -> ``[n_rows, ...]``."""
-        return x[self.b_idx.to(x.device), self.t_idx.to(x.device)]
+        flat = (self.b_idx * x.shape[1] + self.t_idx).to(x.device)
+        return x.flatten(0, 1).index_select(0, flat)
 
     def unpack(self, rows: Tensor, fill: float = 0.0) -> Tensor:
         """``rows`` [n_rows, ...] -> ``[batch, T, ...]`` with ``fill`` in the padding slots."""
-        out = rows.new_full((self.batch, self.T) + tuple(rows.shape[1:]), fill)
-        return out.index_put((self.b_idx.to(rows.device), self.t_idx.to(rows.device)), rows)
+        out = rows.new_full((self.batch * self.T,) + tuple(rows.shape[1:]), fill)
+        flat = (self.b_idx * self.T + self.t_idx).to(rows.device)
+        return out.index_copy(0, flat, rows).view((self.batch, self.T) + tuple(rows.shape[1:]))
 
     def to_time_major(self, rows: Tensor) -> Tensor:
         """``rows`` [n_rows, ...] -> ``[T, batch, ...]`` in rank order (zeros in the padding)."""
-        out = rows.new_zeros((self.T, self.batch) + tuple(rows.shape[1:]))
-        return out.index_put((self.t_idx.to(rows.device), self.r_idx.to(rows.device)), rows)
+        out = rows.new_zeros((self.T * self.batch,) + tuple(rows.shape[1:]))
+        flat = self.tr_flat.to(rows.device)
+        return out.index_copy(0, flat, rows).view((self.T, self.batch) + tuple(rows.shape[1:]))
 
     def from_time_major(self, x: Tensor) -> Tensor:
         """``x`` [T, batch, ...] in rank order -> ``[n_rows, ...]`` (inverse of ``to_time_major``)."""
-        return x[self.t_idx.to(x.device), self.r_idx.to(x.device)]
+        return x.flatten(0, 1).index_select(0, self.tr_flat.to(x.device))
 
     def rows_in(self, other: "Packing") -> Tensor:
         """For each row of ``other`` (a packing of a subset of these slots), its row here: ``[other.n_rows]``."""
