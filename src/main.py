@@ -46,12 +46,15 @@ def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return config
 
 
-def args_from_config(config: Dict[str, Any]) -> SimpleNamespace:
-    """A SimpleNamespace of the (plain-dict) config, plus the run's unique token."""
+def args_from_config(config: Dict[str, Any], run_id: Any = "norun") -> SimpleNamespace:
+    """A SimpleNamespace of the (plain-dict) config, plus the run's unique token: name, env, map,
+    seed, start time, the sacred run id and a random suffix, so no two runs share a model folder."""
+    from utils.checkpoint import unique_suffix
+
     args = SimpleNamespace(**config)
     env, scenario = results_group(config)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    args.unique_token = f"{args.name}_{env}_{scenario}_seed{args.seed}_{stamp}"
+    args.unique_token = f"{args.name}_{env}_{scenario}_seed{args.seed}_{stamp}_{unique_suffix(run_id)}"
     return args
 
 
@@ -108,7 +111,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         alg, env, overrides = parse_command_line(argv)
-        config = finalize_config(build_config(alg, env, overrides))
+        config = build_config(alg, env, overrides)
+        from utils.checkpoint import config_for_checkpoint
+        # resume / evaluate: the checkpoint's config, this command's `with` overrides on top
+        config = finalize_config(config_for_checkpoint(
+            config, overrides, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)))
         from run import REGISTRY as RUN_REGISTRY
         run_fn = lookup(RUN_REGISTRY, config["run"], "run")
     except USER_ERRORS as exc:
@@ -120,12 +127,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     @ex.main
     def sacred_main(_run: Any, _config: Dict[str, Any]) -> None:
+        from utils.checkpoint import model_dir_for
         from utils.logging import Logger
         from utils.seeding import set_seed
 
         import torch
 
-        args = args_from_config(_plain(_config))
+        args = args_from_config(_plain(_config), _run._id)
+        _run.info["model_dir"] = model_dir_for(args)  # where this run's checkpoints go
         set_seed(args.seed)
         if args.torch_threads > 0:
             torch.set_num_threads(args.torch_threads)
