@@ -4,7 +4,10 @@ Each run is the real ``td3_mujoco`` loop, configured exactly as ``python src/mai
 --config=<cfg> --env-config=mujoco with ...`` would be (``utils.config.build_config``), run
 in-process in a worker (no sacred record, no checkpoints). Reported per run: the test-return
 curve, its maximum ("max average return": the best mean over ``test_nepisode`` evaluation
-episodes, the paper's Table 1 metric), wall time and training speed.
+episodes from fixed start states, the paper's Table 1 metric), the mean of the last 5
+evaluations, wall time, training speed, and the mechanism check: ``target_shift`` (RMS change of
+the target actions per update: soft-updated SNN copy in td3_snn, proxy in td3_proxy) and the
+proxy fit loss.
 
 The paper trains 1M steps (25k random) and reports the mean over 5 seeds. That is out of reach
 on a CPU; pass a budget (``--t-max``, ``--start-steps``) and compare vanilla vs proxy at equal
@@ -13,13 +16,18 @@ reached (runs cut by ``--time-limit`` stop early), next to the paper's 1M-step n
 
 Examples::
 
-    python benchmarks/proxy_target.py --envs Hopper-v4 --seeds 1 2 --t-max 30000 \\
-        --start-steps 5000 --test-interval 2500 --test-nepisode 5 --workers 2
-    python benchmarks/proxy_target.py --table-only      # rebuild the markdown from the json
+    # the Walker2d grid (issue 22): 3 configs x 3 seeds, 150k steps, 10k random start steps
+    python benchmarks/proxy_target.py --envs Walker2d-v4 --seeds 1 2 3 --t-max 150000 \
+        --start-steps 10000 --test-interval 5000 --test-nepisode 10 --workers 2 --resume
+    python benchmarks/proxy_target.py --table-only      # rebuild the markdown (and plots) from the json
+    python benchmarks/proxy_target.py --speed --envs Walker2d-v4   # env steps/s, fused vs step loop
 
-Results accumulate in ``benchmarks/results/proxy_target.json`` (one record per config, task,
-neuron, seed and budget; a rerun replaces its record) and the table in
-``benchmarks/results/proxy_target.md``.
+``--resume`` skips every run already complete in the json, so a grid can be split across
+sessions (an unfinished run restarts from scratch). Results accumulate in
+``benchmarks/results/proxy_target.json`` (one record per config, task, neuron, seed and budget; a
+rerun replaces its record), the table in ``benchmarks/results/proxy_target.md`` and the
+mechanism plot in ``benchmarks/results/proxy_target_mechanism_<task>.png``. ``--speed`` writes
+``benchmarks/results/proxy_target_speed.{json,md}``.
 """
 from __future__ import annotations
 
@@ -48,6 +56,13 @@ PAPER = {
     "td3_proxy": {"InvertedDoublePendulum": 9348, "Ant": 5383, "HalfCheetah": 10103,
                   "Hopper": 3385, "Walker2d": 4314},
 }
+
+
+# What "setup" a record was made with. Records without the key predate issue 22: one proxy batch
+# (the critic's) for all K steps, encoder std 0.15, proxy lr 3e-3 for clif/dn, evaluations on one
+# env that kept running (other start states at every evaluation).
+SETUP = "authors (#22): K fresh proxy batches, enc std sqrt(0.05), proxy lr 1e-3, fixed-seed evals"
+OLD_SETUP = "pre-#22"
 
 
 class _TimeUp(Exception):
@@ -84,10 +99,13 @@ def build_args(job: Dict[str, Any]) -> SimpleNamespace:
 
     overrides = [f"env_args.key={job['env']}", f"seed={job['seed']}", f"t_max={job['t_max']}",
                  f"start_steps={job['start_steps']}", f"test_interval={job['test_interval']}",
-                 f"test_nepisode={job['test_nepisode']}", f"log_interval={job['test_interval']}",
+                 f"test_nepisode={job['test_nepisode']}",
+                 f"log_interval={job.get('log_interval') or job['test_interval']}",
                  "save_model=False", f"device={job['device']}", "torch_threads=1"]
     if job["config"] != "td3":
         overrides.append(f"actor_neuron={job['neuron']}")
+        if job.get("unroll"):
+            overrides.append(f"popsan_unroll={job['unroll']}")
     config = build_config(job["config"], "mujoco", overrides, config_dir=job["config_dir"] or CONFIG_DIR)
     config["name"] = f"bench_{job['config']}"
     args = SimpleNamespace(**config)
@@ -115,15 +133,23 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     wall = time.time() - start
     curve = logger.stats.get("test_return_mean", [])
     t_reached = curve[-1][0] if curve else 0
-    sps = [v for t, v in logger.stats.get("steps_per_sec", []) if t > job["start_steps"]]
+    # training speed: log windows wholly after the random start steps, without the final one
+    # (it also holds the last evaluation)
+    step = int(args.log_interval)
+    sps = [v for t, v in logger.stats.get("steps_per_sec", [])
+           if t - step >= job["start_steps"] and t < t_reached]
     rec = {k: job[k] for k in ("config", "env", "neuron", "seed", "t_max", "start_steps",
                                 "test_interval", "test_nepisode", "device")}
-    rec.update(complete=complete, t_reached=t_reached, wall_s=round(wall, 1),
+    rec.update(setup=SETUP, complete=complete, t_reached=t_reached, wall_s=round(wall, 1),
                train_steps_per_sec=round(sum(sps) / len(sps), 2) if sps else None,
                max_avg_return=max(v for _, v in curve) if curve else None,
+               last5_mean=sum(v for _, v in curve[-5:]) / len(curve[-5:]) if curve else None,
                final_return=curve[-1][1] if curve else None, test_curve=curve,
                proxy_loss=logger.stats.get("proxy_loss", []),
-               firing_rate=logger.stats.get("test_firing_rate", []))
+               proxy_loss_first=logger.stats.get("proxy_loss_first", []),
+               target_shift=logger.stats.get("target_shift", []),
+               firing_rate=logger.stats.get("test_firing_rate", []),
+               popsan_unroll=getattr(args, "popsan_unroll", None) if job["config"] != "td3" else None)
     return rec
 
 
@@ -147,37 +173,196 @@ def _task(env_key: str) -> str:
     return env_key.split("-")[0]
 
 
+def _cell(vals: Sequence[float]) -> str:
+    import numpy as np
+
+    return f"{np.mean(vals):.0f} ± {np.std(vals):.0f} (n={len(vals)})" if vals else "-"
+
+
 def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
-    """Max average test return (mean ± std over seeds) at equal steps, beside the paper."""
+    """Max average test return and mean of the last 5 evaluations (mean ± std over seeds) at
+    equal steps, beside the paper."""
     import numpy as np
 
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for r in runs:
-        groups.setdefault((r["env"], r["neuron"], r["device"], r["t_max"], r["start_steps"]), []).append(r)
-    lines = ["# Proxy Target benchmark (max average test return)", "",
-             "Ours: mean ± std over seeds of the best evaluation mean, counted up to the step every "
-             "run of that row reached (`steps`). Paper: Table 1 of Xu et al. (1M steps, 5 seeds, LIF). "
-             "Our budgets are far below 1M steps, so only the ordering at equal steps is comparable.",
-             "", "| task | neuron | device | start steps | steps | seeds | " + " | ".join(
-                 f"{LABELS[c]} (ours) | {LABELS[c]} (paper)" for c in CONFIGS) + " | train steps/s (ann/snn/proxy) |",
-             "|" + "---|" * (7 + 2 * len(CONFIGS))]
-    for (env, neuron, device, t_max, start), rs in sorted(groups.items()):
+        key = (r.get("setup", OLD_SETUP), r["env"], r["neuron"], r["device"], r["t_max"], r["start_steps"])
+        groups.setdefault(key, []).append(r)
+    lines = ["# Proxy Target benchmark (max average test return; mean of the last 5 evaluations)", "",
+             "Ours: mean ± std over seeds of the best evaluation mean (max) and of the mean of the last 5 "
+             "evaluations (last 5), counted up to the step every run of that row reached (`steps`). "
+             "Paper: Table 1 of Xu et al. (max average return, 1M steps, 5 seeds, LIF). Our budgets are "
+             "far below 1M steps, so only the ordering at equal steps is comparable.", "",
+             "| setup | task | neuron | device | start steps | steps | seeds | " + " | ".join(
+                 f"{LABELS[c]} max | {LABELS[c]} last 5 | paper" for c in CONFIGS)
+             + " | train steps/s (ann/snn/proxy) |",
+             "|" + "---|" * (8 + 3 * len(CONFIGS))]
+    for (setup, env, neuron, device, t_max, start), rs in sorted(groups.items()):
         common = min(r["t_reached"] for r in rs)
         cells, speeds = [], []
         seeds = sorted({r["seed"] for r in rs})
         for c in CONFIGS:
-            vals = [max(v for t, v in r["test_curve"] if t <= common) for r in rs if r["config"] == c]
+            curves = [[(t, v) for t, v in r["test_curve"] if t <= common] for r in rs if r["config"] == c]
+            best = [max(v for _, v in cv) for cv in curves if cv]
+            last5 = [float(np.mean([v for _, v in cv[-5:]])) for cv in curves if cv]
             sp = [r["train_steps_per_sec"] for r in rs if r["config"] == c and r["train_steps_per_sec"]]
             speeds.append(f"{np.mean(sp):.0f}" if sp else "-")
-            ours = f"{np.mean(vals):.0f} ± {np.std(vals):.0f} (n={len(vals)})" if vals else "-"
             paper = PAPER[c].get(_task(env), "-")
-            cells += [ours, str(paper) if c == "td3" or neuron == "lif" else "-"]
-        lines.append(f"| {env} | {neuron} | {device} | {start} | {common} | {','.join(map(str, seeds))} | "
-                     + " | ".join(cells) + f" | {'/'.join(speeds)} |")
-    lines += ["", "`steps`: evaluations up to this env step count (runs cut by --time-limit stop early). "
+            cells += [_cell(best), _cell(last5), str(paper) if c == "td3" or neuron == "lif" else "-"]
+        lines.append(f"| {setup.split(':')[0]} | {env} | {neuron} | {device} | {start} | {common} | "
+                     f"{','.join(map(str, seeds))} | " + " | ".join(cells) + f" | {'/'.join(speeds)} |")
+    lines += ["", f"Setups: `{SETUP}`; `{OLD_SETUP}`: the code before issue 22 (one proxy batch reused for "
+              "the K steps, encoder std 0.15, evaluations from changing start states).",
+              "`steps`: evaluations up to this env step count (runs cut by --time-limit stop early). "
               "Speeds are env steps/s while training, one process per run on one torch thread, and depend "
               "on the machine's load. Per-run curves, budgets and test settings: proxy_target.json."]
     return "\n".join(lines) + "\n"
+
+
+def _mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> tuple:
+    """Mean over runs of curves ``[[t, v], ...]`` at the steps all of them logged."""
+    import numpy as np
+
+    common = sorted(set.intersection(*[{int(t) for t, _ in c} for c in curves])) if curves else []
+    vals = [[dict((int(t), v) for t, v in c)[t] for t in common] for c in curves]
+    return common, np.mean(vals, 0) if vals else []
+
+
+def plot_mechanism(runs: Sequence[Dict[str, Any]], out_dir: str) -> List[str]:
+    """Per task (new-setup runs only): the test return, ``target_shift`` and the proxy fit loss
+    against env steps, averaged over seeds. Returns the PNG paths written."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for env in sorted({r["env"] for r in runs if r.get("setup") == SETUP}):
+        rs = [r for r in runs if r.get("setup") == SETUP and r["env"] == env]
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for c in CONFIGS:
+            mine = [r for r in rs if r["config"] == c]
+            if not mine:
+                continue
+            t, v = _mean_curve([r["test_curve"] for r in mine])
+            axes[0].plot(t, v, label=f"{LABELS[c]} (n={len(mine)})")
+            shifts = [r["target_shift"] for r in mine if r.get("target_shift")]
+            if shifts:
+                t, v = _mean_curve(shifts)
+                axes[1].plot(t, v, label=LABELS[c])
+            for key, style in (("proxy_loss_first", "-"), ("proxy_loss", "--")):
+                losses = [r[key] for r in mine if r.get(key)]
+                if losses:
+                    t, v = _mean_curve(losses)
+                    axes[2].plot(t, v, style, label=f"{key} ({LABELS[c]})")
+        axes[0].set(title=f"{env}: test return (fixed start states)", xlabel="env steps")
+        axes[1].set(title="target_shift: RMS change of target actions per update", xlabel="env steps",
+                    yscale="log")
+        axes[2].set(title="proxy fit loss (first / last of K steps)", xlabel="env steps", yscale="log")
+        for ax in axes:
+            if ax.lines:
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"proxy_target_mechanism_{_task(env)}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------- speed
+def speed_job(job: Dict[str, Any]) -> Dict[str, Any]:
+    """One speed measurement: the real loop for ``start_steps + train`` steps (training speed from
+    the log windows after the random steps), plus the time of one evaluation batched and one
+    episode at a time on the same fixed start states."""
+    import torch
+
+    import learners.td3_mujoco as td3_learner
+
+    if job["variant"] == "before":   # the per-parameter Adam (PyTorch's CPU default) in this worker
+        td3_learner.adam = lambda params, lr, device: torch.optim.Adam(params, lr=lr)
+    rec = run_one(job)
+    out = {k: rec[k] for k in ("config", "env", "seed", "train_steps_per_sec", "wall_s")}
+    out["variant"] = job["variant"]
+    out["round"] = job["round"]
+    if job.get("eval_timing"):
+        import numpy as np
+
+        from learners.td3_mujoco import TD3MujocoLearner
+        from run.td3_mujoco import _make_env, evaluate
+
+        args = build_args(job)
+        env = _make_env(args, 0)
+        learner = TD3MujocoLearner(int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)),
+                                   env.action_space.high.astype(np.float32), args)
+        seeds = [100 + i for i in range(int(job["test_nepisode"]))]
+        envs = [_make_env(args, s) for s in seeds]
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        batched, _, states = evaluate(learner.act, envs, seeds)
+        t1 = time.perf_counter()
+        serial = [evaluate(learner.act, [envs[i]], [s])[0][0] for i, s in enumerate(seeds)]
+        t2 = time.perf_counter()
+        assert np.allclose(batched, serial), "batched and one-at-a-time evaluations differ"
+        out.update(eval_batched_s=round(t1 - t0, 3), eval_serial_s=round(t2 - t1, 3), eval_steps=int(len(states)))
+    return out
+
+
+def run_speed(a: argparse.Namespace) -> int:
+    """Interleaved rounds: for each round, for each config, "before" (reference step loop
+    ``popsan_unroll=steps``, per-parameter Adam) then "after" (fused unroll, fused Adam), one
+    process each (A, B, A, B, ...); ratios per round, medians reported."""
+    import numpy as np
+
+    configs = [c for c in a.configs if c != "td3"] or ["td3_snn", "td3_proxy"]
+    jobs = []
+    for rnd in range(a.rounds):
+        for c in configs:
+            for variant, unroll in (("before", "steps"), ("after", "fused")):
+                jobs.append(dict(config=c, env=a.envs[0], seed=a.seeds[0], neuron=a.neuron,
+                                 t_max=a.start_steps + a.speed_train_steps, start_steps=a.start_steps,
+                                 test_interval=10 ** 9, test_nepisode=a.test_nepisode, device=a.device,
+                                 time_limit=0, config_dir=a.config_dir, unroll=unroll, round=rnd, variant=variant,
+                                 log_interval=max(1, a.speed_train_steps // 4), eval_timing=True))
+    recs = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:         # one at a time: no run slows another
+        for rec in pool.imap(speed_job, jobs):
+            recs.append(rec)
+            print(f"round {rec['round']} {rec['config']} {rec['variant']}: {rec['train_steps_per_sec']} env steps/s; "
+                  f"evaluation batched {rec['eval_batched_s']} s vs one at a time {rec['eval_serial_s']} s", flush=True)
+    lines = [f"# Proxy Target training speed ({a.envs[0]}, {a.neuron}, {a.device}, one torch thread)", "",
+             f"Each cell: env steps/s over {a.speed_train_steps} training steps after {a.start_steps} random "
+             f"steps (the real td3_mujoco loop, one run at a time); rounds interleave *before* (the reference "
+             f"step loop `popsan_unroll=steps`, PyTorch's per-parameter Adam) and *after* (fused neuron unroll, "
+             f"fused Adam). Evaluation: {a.test_nepisode} episodes of the untrained actor from fixed start "
+             "states, batched vs one at a time.", "",
+             "| config | before (per round) | after (per round) | median ratio after/before | "
+             "eval one at a time (s) | eval batched (s) |", "|---|---|---|---|---|---|"]
+    summary = {}
+    for c in configs:
+        per = {u: [r for r in recs if r["config"] == c and r["variant"] == u] for u in ("before", "after")}
+        ratios = [f["train_steps_per_sec"] / s_["train_steps_per_sec"]
+                  for s_, f in zip(per["before"], per["after"])]
+        summary[c] = {"median_ratio_after_over_before": float(np.median(ratios)),
+                      "before_median": float(np.median([r["train_steps_per_sec"] for r in per["before"]])),
+                      "after_median": float(np.median([r["train_steps_per_sec"] for r in per["after"]])),
+                      "eval_serial_median_s": float(np.median([r["eval_serial_s"] for r in recs if r["config"] == c])),
+                      "eval_batched_median_s": float(np.median([r["eval_batched_s"] for r in recs if r["config"] == c]))}
+        lines.append(f"| {c} | {', '.join(str(r['train_steps_per_sec']) for r in per['before'])} | "
+                     f"{', '.join(str(r['train_steps_per_sec']) for r in per['after'])} | "
+                     f"{summary[c]['median_ratio_after_over_before']:.2f} | {summary[c]['eval_serial_median_s']:.2f} | "
+                     f"{summary[c]['eval_batched_median_s']:.2f} |")
+    lines += ["", "Command: `python benchmarks/proxy_target.py " + " ".join(sys.argv[1:]) + "`",
+              "Speeds depend on the machine's load; only the ratios of interleaved runs compare variants."]
+    base = os.path.join(RESULTS_DIR, a.speed_tag)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(base + ".json", "w") as f:
+        json.dump({"env": a.envs[0], "neuron": a.neuron, "device": a.device, "start_steps": a.start_steps,
+                   "train_steps": a.speed_train_steps, "summary": summary, "runs": recs}, f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -196,8 +381,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="seconds per run; a run past it stops after its next evaluation (0: none)")
     p.add_argument("--config-dir", default="", help="config folder (default: the repo's config/)")
     p.add_argument("--out", default=os.path.join(RESULTS_DIR, "proxy_target.json"))
-    p.add_argument("--table-only", action="store_true", help="only rebuild the markdown table")
+    p.add_argument("--table-only", action="store_true", help="only rebuild the markdown table and plots")
+    p.add_argument("--resume", action="store_true", help="skip runs already complete in --out")
+    p.add_argument("--speed", action="store_true",
+                   help="measure env steps/s, reference step loop vs fused unroll, interleaved")
+    p.add_argument("--rounds", type=int, default=2, help="--speed: interleaved rounds")
+    p.add_argument("--speed-train-steps", type=int, default=1000, help="--speed: training steps per run")
+    p.add_argument("--speed-tag", default="proxy_target_speed", help="--speed: results file name")
     a = p.parse_args(argv)
+    if a.speed:
+        return run_speed(a)
 
     runs = load_results(a.out)
     md_path = os.path.splitext(a.out)[0] + ".md"
@@ -207,6 +400,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      test_nepisode=a.test_nepisode, device=a.device, time_limit=a.time_limit,
                      config_dir=a.config_dir)
                 for e in a.envs for s in a.seeds for c in a.configs]
+        if a.resume:
+            done = [j for j in jobs if runs.get(run_key(j), {}).get("complete")
+                    and runs[run_key(j)].get("setup") == SETUP]
+            jobs = [j for j in jobs if j not in done]
+            print(f"--resume: {len(done)} runs already complete", flush=True)
         print(f"{len(jobs)} runs, {a.workers} at a time", flush=True)
         ctx = mp.get_context("spawn")
         with ctx.Pool(max(1, a.workers), maxtasksperchild=1) as pool:
@@ -220,6 +418,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       f"{'' if rec['complete'] else ', cut by --time-limit'})", flush=True)
     with open(md_path, "w") as f:
         f.write(markdown_table(list(runs.values())))
+    for path in plot_mechanism(list(runs.values()), os.path.dirname(a.out)):
+        print(f"wrote {path}")
     print(open(md_path).read())
     return 0
 

@@ -24,15 +24,18 @@ from utils.registry import lookup
 from modules.agents.ann_actor import action_bound
 
 
+UNROLL_MODES = ("fused", "steps")
+
+
 class SpikingLayer(nn.Module):
     """Synapses (``nn.Linear``) + PopSAN neurons: spikes ``[T, batch, in]`` -> ``[T, batch, out]``."""
 
-    def __init__(self, in_dim: int, out_dim: int, neuron: PopSANNeuron) -> None:
+    def __init__(self, in_dim: int, out_dim: int, neuron: PopSANNeuron, fused: bool = True) -> None:
         super().__init__()
         self.fc = nn.Linear(in_dim, out_dim)
         self.neuron = neuron
         self.out_dim = out_dim
-        self.fused = True
+        self.fused = bool(fused)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x [T, batch, in]`` -> spikes ``[T, batch, out]`` (state starts at zero)."""
@@ -46,6 +49,7 @@ class SpikingActor(nn.Module):
     ``max_action``: a float or a per-dimension sequence (symmetric bounds ``[-m, m]``).
     ``neuron``: a key of ``POPSAN_NEURONS`` ("lif" | "clif" | "dn"); ``neuron_kwargs``: extra
     constructor arguments of that neuron (e.g. ``{"theta_u_sign": -1}`` for DN).
+    ``unroll``: "fused" (the neuron's fused ``unroll``) or "steps" (the reference step loop).
     ``enc_std``: initial std of the Gaussian receptive fields (default ``sqrt(0.05)``, the Proxy
     Target authors' released value).
     """
@@ -54,18 +58,21 @@ class SpikingActor(nn.Module):
                  neuron: str = "lif", T: int = 5, enc_pop: int = 10, dec_pop: int = 10,
                  hidden: Sequence[int] = (256, 256), enc_mean_range: Sequence[float] = (-1.0, 1.0),
                  enc_std: float = 0.05 ** 0.5, surrogate_width: float = 1.0,
-                 neuron_kwargs: Optional[Dict[str, Any]] = None) -> None:
+                 neuron_kwargs: Optional[Dict[str, Any]] = None, unroll: str = "fused") -> None:
         super().__init__()
         neuron_cls = lookup(POPSAN_NEURONS, neuron, what="actor_neuron")
         if len(hidden) < 1:
             raise ValueError("popsan_hidden needs at least one hidden layer size")
+        if unroll not in UNROLL_MODES:
+            raise ValueError(f"popsan_unroll must be one of {', '.join(UNROLL_MODES)}, got '{unroll}'")
         self.obs_dim, self.act_dim, self.T = obs_dim, act_dim, T
         self.neuron_name = neuron
         self.encoder = PopulationEncoder(obs_dim, enc_pop, T, enc_mean_range, enc_std, squash=True)
         sizes = [self.encoder.out_dim] + [int(h) for h in hidden] + [act_dim * dec_pop]
         self.layers = nn.ModuleList(
             SpikingLayer(sizes[i], sizes[i + 1],
-                         neuron_cls(surrogate_width=surrogate_width, **(neuron_kwargs or {})))
+                         neuron_cls(surrogate_width=surrogate_width, **(neuron_kwargs or {})),
+                         fused=unroll == "fused")
             for i in range(len(sizes) - 1))
         self.decoder = PopulationDecoder(act_dim, dec_pop)
         self.register_buffer("max_action", action_bound(max_action, act_dim))

@@ -21,6 +21,8 @@ ENCODER_THRESHOLD = 0.999
 
 def straight_through_spike(w: Tensor, threshold: float = ENCODER_THRESHOLD) -> Tensor:
     """``H(w - threshold)`` forward, identity gradient backward; shape of ``w``."""
+    if not w.requires_grad:      # acting / no-grad forwards: the step alone (same values)
+        return (w >= threshold).to(w.dtype)
     return (w >= threshold).to(w.dtype).detach() + (w - w.detach())
 
 

@@ -72,3 +72,7 @@ def test_encoder_std_default_and_neuron_kwargs():
                          neuron_kwargs={"theta_u_sign": -1})
     assert torch.allclose(actor.encoder.std, torch.full((3, 10), 0.05 ** 0.5))
     assert all(layer.neuron.theta_u_sign == -1 for layer in actor.layers)
+    steps = SpikingActor(obs_dim=3, act_dim=1, max_action=1.0, hidden=(8,), unroll="steps")
+    assert not any(layer.fused for layer in steps.layers)
+    with pytest.raises(ValueError, match="popsan_unroll must be one of fused, steps"):
+        SpikingActor(obs_dim=3, act_dim=1, max_action=1.0, unroll="scan")
