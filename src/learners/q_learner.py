@@ -18,7 +18,7 @@ from utils.optim import gradient_step
 from utils.registry import lookup
 from utils.rl_utils import td_lambda_targets
 
-PACKING_MODES = ("packed", "padded")
+PACKING_MODES = ("auto", "packed", "padded")
 
 
 class QLearner:
@@ -36,9 +36,11 @@ class QLearner:
         self.target_mixer = copy.deepcopy(self.mixer)
         self.last_target_update_episode = 0
         self.last_log_t = -args.learner_log_interval - 1
-        self.packing = str(getattr(args, "learner_packing", "packed"))
+        self.packing = str(getattr(args, "learner_packing", "auto"))
         if self.packing not in PACKING_MODES:
             raise ValueError(f"learner_packing must be one of {list(PACKING_MODES)}, got '{self.packing}'.")
+        if self.packing == "auto":   # packed pays on CPU; on a GPU its per-step loop loses to cuDNN / one kernel
+            self.packing = "padded" if str(getattr(args, "device", "cpu")).startswith("cuda") else "packed"
         self.threads = int(getattr(args, "learner_threads", 0) or 0)
         if self.threads < 0:
             raise ValueError(f"learner_threads must be >= 0 (0 = torch_threads), got {self.threads}.")

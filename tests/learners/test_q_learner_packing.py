@@ -116,8 +116,15 @@ def test_unroll_packed_equals_unroll_on_real_slots():
     torch.testing.assert_close(rows, slots.pack(full), rtol=1e-12, atol=1e-12)
 
 
+def test_auto_packing_is_packed_on_cpu_and_padded_on_cuda():
+    args = _args(learner_packing="auto", device="cpu")
+    assert QLearner(BasicMAC(INFO, args), INFO, args, None).packing == "packed"
+    args = _args(learner_packing="auto", device="cuda:0")
+    assert QLearner(BasicMAC(INFO, args), INFO, args, None).packing == "padded"
+
+
 def test_unknown_packing_mode_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"learner_packing must be one of \['packed', 'padded'\]"):
+    with pytest.raises(ValueError, match=r"learner_packing must be one of \['auto', 'packed', 'padded'\]"):
         QLearner(BasicMAC(INFO, _args()), INFO, _args(learner_packing="ragged"), None)
 
 
