@@ -88,6 +88,12 @@ class RecordingLogger:
     def print_recent_stats(self) -> None:
         pass
 
+    def print_progress(self, t_env: int, t_max: int) -> None:
+        pass
+
+    def print_test(self, t_env: int) -> None:
+        pass
+
 
 def run_key(rec: Dict[str, Any]) -> str:
     return f"{rec['config']}|{rec['env']}|{rec['neuron']}|seed{rec['seed']}|t{rec['t_max']}"
@@ -307,6 +313,50 @@ def speed_job(job: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def update_timing(job: Dict[str, Any], n: int = 40) -> Dict[str, Any]:
+    """Median ms of one ``train_step`` (batch 256, Walker2d-sized or the task's shapes) for "before"
+    and "after" learners of ``job['config']``, alternating A, B, A, B in one process so that load
+    changes hit both alike. Synthetic replay batches; the same for both."""
+    import numpy as np
+    import torch
+
+    import learners.td3_mujoco as td3_learner
+    from run.td3_mujoco import _make_env
+
+    torch.set_num_threads(1)
+    args = build_args(job)
+    env = _make_env(args, 0)
+    obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+    max_a = env.action_space.high.astype(np.float32)
+    env.close()
+    fused_adam = td3_learner.adam
+    learners = {}
+    for variant, unroll in (("before", "steps"), ("after", "fused")):
+        args.popsan_unroll = unroll
+        td3_learner.adam = fused_adam if variant == "after" else (
+            lambda params, lr, device: torch.optim.Adam(params, lr=lr))
+        torch.manual_seed(0)
+        learners[variant] = td3_learner.TD3MujocoLearner(obs_dim, act_dim, max_a, args)
+    td3_learner.adam = fused_adam
+    g = torch.Generator().manual_seed(0)
+    b = int(args.batch_size_transitions)
+    batch = {"obs": torch.randn(b, obs_dim, generator=g), "actions": torch.rand(b, act_dim, generator=g) * 2 - 1,
+             "rewards": torch.randn(b, 1, generator=g), "next_obs": torch.randn(b, obs_dim, generator=g),
+             "terminated": torch.zeros(b, 1)}
+    k = learners["after"].proxy_states_needed
+    proxy_obs = torch.randn(k, b, obs_dim, generator=g) if k else None
+    times: Dict[str, List[float]] = {"before": [], "after": []}
+    for i in range(n + 4):
+        for variant, ln in learners.items():
+            t0 = time.perf_counter()
+            ln.train_step(batch, proxy_obs)
+            if i >= 4:                                  # 4 warm-up rounds
+                times[variant].append((time.perf_counter() - t0) * 1000)
+    out = {f"{v}_median_ms": round(float(np.median(t)), 2) for v, t in times.items()}
+    out["ratio_before_over_after"] = round(out["before_median_ms"] / out["after_median_ms"], 2)
+    return out
+
+
 def run_speed(a: argparse.Namespace) -> int:
     """Interleaved rounds: for each round, for each config, "before" (reference step loop
     ``popsan_unroll=steps``, per-parameter Adam) then "after" (fused unroll, fused Adam), one
@@ -323,6 +373,11 @@ def run_speed(a: argparse.Namespace) -> int:
                                  test_interval=10 ** 9, test_nepisode=a.test_nepisode, device=a.device,
                                  time_limit=0, config_dir=a.config_dir, unroll=unroll, round=rnd, variant=variant,
                                  log_interval=max(1, a.speed_train_steps // 4), eval_timing=True))
+    updates = {}
+    for c in configs:
+        updates[c] = update_timing(dict(jobs[0], config=c))
+        print(f"{c}: one train_step (batch {256}) before {updates[c]['before_median_ms']} ms, after "
+              f"{updates[c]['after_median_ms']} ms (interleaved, medians)", flush=True)
     recs = []
     ctx = mp.get_context("spawn")
     with ctx.Pool(1, maxtasksperchild=1) as pool:         # one at a time: no run slows another
@@ -337,22 +392,26 @@ def run_speed(a: argparse.Namespace) -> int:
              f"fused Adam). Evaluation: {a.test_nepisode} episodes of the untrained actor from fixed start "
              "states, batched vs one at a time.", "",
              "| config | before (per round) | after (per round) | median ratio after/before | "
-             "eval one at a time (s) | eval batched (s) |", "|---|---|---|---|---|---|"]
+             "update ms before | update ms after | eval one at a time (s) | eval batched (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     summary = {}
     for c in configs:
         per = {u: [r for r in recs if r["config"] == c and r["variant"] == u] for u in ("before", "after")}
         ratios = [f["train_steps_per_sec"] / s_["train_steps_per_sec"]
                   for s_, f in zip(per["before"], per["after"])]
-        summary[c] = {"median_ratio_after_over_before": float(np.median(ratios)),
+        summary[c] = {"median_ratio_after_over_before": float(np.median(ratios)), "update": updates[c],
                       "before_median": float(np.median([r["train_steps_per_sec"] for r in per["before"]])),
                       "after_median": float(np.median([r["train_steps_per_sec"] for r in per["after"]])),
                       "eval_serial_median_s": float(np.median([r["eval_serial_s"] for r in recs if r["config"] == c])),
                       "eval_batched_median_s": float(np.median([r["eval_batched_s"] for r in recs if r["config"] == c]))}
         lines.append(f"| {c} | {', '.join(str(r['train_steps_per_sec']) for r in per['before'])} | "
                      f"{', '.join(str(r['train_steps_per_sec']) for r in per['after'])} | "
-                     f"{summary[c]['median_ratio_after_over_before']:.2f} | {summary[c]['eval_serial_median_s']:.2f} | "
+                     f"{summary[c]['median_ratio_after_over_before']:.2f} | {updates[c]['before_median_ms']} | "
+                     f"{updates[c]['after_median_ms']} | {summary[c]['eval_serial_median_s']:.2f} | "
                      f"{summary[c]['eval_batched_median_s']:.2f} |")
-    lines += ["", "Command: `python benchmarks/proxy_target.py " + " ".join(sys.argv[1:]) + "`",
+    lines += ["", "Update ms: median time of one train_step (batch 256, synthetic batches), before and after "
+              "learners alternating in one process (so load hits both alike).",
+              "Command: `python benchmarks/proxy_target.py " + " ".join(sys.argv[1:]) + "`",
               "Speeds depend on the machine's load; only the ratios of interleaved runs compare variants."]
     base = os.path.join(RESULTS_DIR, a.speed_tag)
     os.makedirs(RESULTS_DIR, exist_ok=True)

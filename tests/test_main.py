@@ -35,6 +35,7 @@ def test_tiny_run_writes_tensorboard_scalars_and_a_readable_record(tmp_path):
 
     out = _main(*TINY_PO, "use_tensorboard=True", f"local_results_path={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "Test at t_env 0: test_return_mean" in out.stderr and "env steps/s | elapsed" in out.stderr
     tb_dirs = glob.glob(str(tmp_path / "tb_logs" / "*"))
     assert len(tb_dirs) == 1
     acc = EventAccumulator(tb_dirs[0])

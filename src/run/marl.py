@@ -14,12 +14,8 @@ from learners import REGISTRY as LEARNER_REGISTRY
 from runners import REGISTRY as RUNNER_REGISTRY
 from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, restore_plain
 from utils.seeding import global_rng_state, set_global_rng_state
+from utils.logging import time_str
 from utils.registry import lookup
-
-
-def _time_str(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"
 
 
 def run_test_episodes(args: Any, runner: Any, logger: Any) -> Optional[float]:
@@ -138,6 +134,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
         """Test episodes plus the wall time so far (``elapsed_s``); returns the test win rate."""
         win = run_test_episodes(args, runner, logger)
         logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
+        logger.print_test(runner.t_env)
         return win
 
     stop_at = float(args.stop_at_test_win_rate)
@@ -157,8 +154,6 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
                     learner.train(sample, runner.t_env, loop["episode"])
 
                 if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
-                    logger.console.info(f"t_env: {runner.t_env} / {args.t_max} | "
-                                        f"elapsed {_time_str(time.time() - start)}")
                     loop["last_test_t"] = runner.t_env
                     win_rate = test_now()
                     if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
@@ -168,7 +163,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
 
                 if runner.t_env - loop["last_log_t"] >= args.log_interval:
                     logger.log_stat("episode", loop["episode"], runner.t_env)
-                    logger.print_recent_stats()
+                    logger.print_progress(runner.t_env, args.t_max)
                     loop["last_log_t"] = runner.t_env
 
                 if ckpt.due(runner.t_env, loop["last_save_t"]):
@@ -182,4 +177,4 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
             raise
     save(last=True)
     logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
-    logger.console.info(f"finished training at t_env {runner.t_env} in {_time_str(time.time() - start)}")
+    logger.console.info(f"finished training at t_env {runner.t_env} in {time_str(time.time() - start)}")

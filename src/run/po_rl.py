@@ -147,6 +147,7 @@ def _log_test(logger: Any, returns: List[float], lengths: List[int], t_env: int)
     logger.log_stat("test_return_mean", float(np.mean(returns)), t_env)
     logger.log_stat("test_return_std", float(np.std(returns)), t_env)
     logger.log_stat("test_ep_length_mean", float(np.mean(lengths)), t_env)
+    logger.print_test(t_env)
 
 
 def run_po_rl(args: Any, logger: Any) -> None:
@@ -223,8 +224,8 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
         logger.console.info(f"resumed at t_env {loop['t_env']}, episode {loop['episode']}, "
                             f"{len(replay)} episodes in the replay")
     train_stats: Dict[str, List[float]] = defaultdict(list, loop.pop("train_stats"))
-    start_time = last_time = time.time()
-    start_t = last_t = loop["t_env"]
+    last_time = time.time()
+    last_t = loop["t_env"]
 
     def save(last: bool) -> None:
         if loop["t_env"] > 0:
@@ -244,11 +245,7 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
             now = time.time()
             if t_env > last_t:
                 logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
-            done_frac = (t_env - start_t) / max(t_max - start_t, 1)
-            left = (now - start_time) * (1 - done_frac) / done_frac if done_frac > 0 else float("nan")
-            logger.console.info(f"t_env: {t_env} / {t_max}; time passed {now - start_time:.0f}s, "
-                                f"estimated left {left:.0f}s")
-            logger.print_recent_stats()
+            logger.print_progress(t_env, t_max)
             loop["last_log"], last_time, last_t = t_env, now, t_env
 
     if resume_from is None:

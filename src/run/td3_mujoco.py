@@ -147,6 +147,7 @@ class _Tester:
         if self.rate_env is not None:
             log("test_firing_rate", _firing_rate(self.learner, self.rate_env, self.rate_seed), t_env)
         log("test_return_best", self.best, t_env)
+        self.logger.print_test(t_env)
         return mean
 
     def state_dict(self) -> Dict[str, Any]:
@@ -289,7 +290,7 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
     else:
         tester(0)
         obs, _ = env.reset()
-    t_start_run = t_log_wall = time.time()
+    t_log_wall = time.time()
     t_log_env = loop["t_env"]
 
     def save(last: bool) -> None:
@@ -351,10 +352,7 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
                     train_stats.clear()
                     loop["ep_returns"], loop["ep_lengths"] = [], []
                     loop["last_log"] = t_env
-                    logger.print_recent_stats()
-                    elapsed = now - t_start_run
-                    logger.console.info(f"t_env {t_env}/{t_max} | {elapsed:.0f}s elapsed | {sps:.1f} env steps/s "
-                                        f"since the last log")
+                    logger.print_progress(t_env, t_max)
 
                 if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
                     loop["last_save"] = t_env

@@ -21,6 +21,8 @@ class StubLogger:
     def print_recent_stats(self):
         pass
 
+    print_progress = print_test = lambda self, *a: None
+
 
 def make_args(tmp_path, mode, **kw):
     args = dict(
