@@ -748,7 +748,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(md, end="")
-    print(f"(written to {a.out}: summary.md, summary.json, report.html and the PNG plots)")
+    print(f"(written to {a.out}: summary.md, summary.json, report.html"
+          + (")" if a.no_plots else " and one PNG per metric per scenario)"))
     return 0
 
 
