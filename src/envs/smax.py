@@ -48,7 +48,7 @@ from envs.batch_env import BatchEnv, LoopedBatchEnv, StepOut, check_actions
 
 # env_args accepted by make_smax_batch (besides map_name), with defaults.
 DEFAULT_ENV_ARGS: Dict[str, Any] = {
-    "episode_limit": 100,          # SMAX max_steps (same for every map in JaxMARL)
+    "episode_limit": None,         # None: the map's (100, SMAX's max_steps; MMM 150, MMM2 180 as SMAC)
     "reward_scale": True,          # scale so a full win returns reward_scale_rate
     "reward_scale_rate": 20.0,
     "won_battle_bonus": 1.0,       # SMAX raw bonus on a won step
@@ -69,8 +69,9 @@ DEFAULT_ENV_ARGS: Dict[str, Any] = {
 _EXTRA_MAPS: Dict[str, Tuple[int, int, int]] = {}
 _EXTRA_MAPS["8m_vs_9m"] = (8, 9, 0)  # 8 marines vs 9 marines
 
-# SMAC maps that need a unit SMAX does not have.
+# SMAC maps with a Medivac healer: SMAX plus the medivac unit type of envs/smax_medivac.py
 _HEALER_MAPS = ("MMM", "MMM2")
+_DEFAULT_EPISODE_LIMIT = 100  # SMAX's max_steps, every JaxMARL map
 
 N_MOVE_ACTIONS = 5  # 4 moves + stop
 _NO_LIMIT = 2 ** 30  # SMAX's own max_steps; the adapter applies episode_limit itself
@@ -134,16 +135,23 @@ def _import_jax():
 def valid_map_names() -> List[str]:
     """All map names ``make_smax_batch`` accepts (JaxMARL's plus the project's)."""
     _, _, _, _, smax_mod = _import_jax()
-    return sorted(set(smax_mod.MAP_NAME_TO_SCENARIO) | set(_EXTRA_MAPS))
+    return sorted(set(smax_mod.MAP_NAME_TO_SCENARIO) | set(_EXTRA_MAPS) | set(_HEALER_MAPS))
+
+
+def default_episode_limit(map_name: str) -> int:
+    """The map's time limit when ``episode_limit`` is None: SMAC's for the healer maps, else 100."""
+    if map_name in _HEALER_MAPS:
+        from envs.smax_medivac import MEDIVAC_MAPS
+        return MEDIVAC_MAPS[map_name][2]
+    return _DEFAULT_EPISODE_LIMIT
 
 
 def _scenario(map_name: str) -> Any:
-    """JaxMARL Scenario of ``map_name``; ValueError for healer maps and unknown names."""
+    """JaxMARL Scenario of ``map_name`` (healer maps: envs/smax_medivac.py); ValueError for unknown names."""
     _, jnp, _, Scenario, smax_mod = _import_jax()
     if map_name in _HEALER_MAPS:
-        raise ValueError(f"map '{map_name}' needs a healer (Medivac) that SMAX lacks; run it on "
-                         f"StarCraft II with --env-config=sc2 instead. SMAX maps: "
-                         f"{', '.join(valid_map_names())}")
+        from envs.smax_medivac import medivac_scenario
+        return medivac_scenario(map_name)
     if map_name in _EXTRA_MAPS:
         n_allies, n_enemies, unit_type = _EXTRA_MAPS[map_name]
         types = jnp.full((n_allies + n_enemies,), unit_type, dtype=jnp.uint8)
@@ -161,7 +169,7 @@ def _check_env_args(env_args: Dict[str, Any]) -> Dict[str, Any]:
                          f"{', '.join(sorted(DEFAULT_ENV_ARGS))} (documented in config/envs/smax.yaml).")
     cfg = dict(DEFAULT_ENV_ARGS)
     cfg.update(env_args)
-    if not 1 <= int(cfg["episode_limit"]) < _NO_LIMIT:
+    if cfg["episode_limit"] is not None and not 1 <= int(cfg["episode_limit"]) < _NO_LIMIT:
         raise ValueError(f"env_args.episode_limit must be a positive int, got {cfg['episode_limit']}")
     if cfg["enemy_attack_mode"] not in ("closest", "random"):
         raise ValueError(f"env_args.enemy_attack_mode must be 'closest' or 'random', "
@@ -176,6 +184,8 @@ class _Compiled:
     def __init__(self, map_name: str, cfg: Dict[str, Any], n_envs: int) -> None:
         jax, jnp, HeuristicEnemySMAX, _, _ = _import_jax()
         scenario = _scenario(map_name)
+        if map_name in _HEALER_MAPS:
+            from envs.smax_medivac import MedivacHeuristicEnemySMAX as HeuristicEnemySMAX
         # The time limit and the reward factor are arguments of the jitted functions (one
         # compile serves every value); SMAX's own max_steps is set out of reach and unused.
         env = HeuristicEnemySMAX(
@@ -349,6 +359,8 @@ class SMAXBatchEnv(BatchEnv):
         self._jax = _import_jax()[0]
         self.n_agents, self.n_enemies, self.n_actions = c.n_agents, c.n_enemies, c.n_actions
         self.obs_dim, self.state_dim = c.obs_dim, c.state_dim
+        if cfg["episode_limit"] is None:
+            cfg["episode_limit"] = default_episode_limit(map_name)
         self.episode_limit = int(cfg["episode_limit"])
         self.reward_factor = (float(cfg["reward_scale_rate"]) / (1.0 + float(cfg["won_battle_bonus"]))
                               if cfg["reward_scale"] else 1.0)

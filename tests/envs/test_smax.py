@@ -254,14 +254,14 @@ def test_check_actions_helper():
 
 
 def test_map_errors_and_registry():
-    with pytest.raises(ValueError, match=r"(?s)Medivac.*--env-config=sc2"):
-        make_smax_batch(1, 0, "MMM2")
+    with pytest.raises(ValueError, match=r"(?s)unknown SMAX map 'corridor'.*--env-config=sc2"):
+        make_smax_batch(1, 0, "corridor")  # a SMAC map SMAX lacks (MMM/MMM2: tests/envs/test_smax_medivac.py)
     with pytest.raises(ValueError, match=r"unknown SMAX map 'nope'.*3m"):
         make_smax_batch(1, 0, "nope")
     with pytest.raises(ValueError, match=r"unknown smax env_args \['difficulty'\]"):
         make_smax_batch(1, 0, "3m", difficulty="7")
     names = valid_map_names()
-    for name in ("3m", "8m", "2s3z", "3s_vs_5z", "27m_vs_30m", "5m_vs_6m", "8m_vs_9m"):
+    for name in ("3m", "8m", "2s3z", "3s_vs_5z", "27m_vs_30m", "5m_vs_6m", "8m_vs_9m", "MMM", "MMM2"):
         assert name in names
     sc = _scenario("8m_vs_9m")
     assert (sc.num_allies, sc.num_enemies, int(np.asarray(sc.unit_types).sum())) == (8, 9, 0)

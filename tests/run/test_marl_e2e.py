@@ -74,10 +74,10 @@ def test_sc2_without_starcraft_gives_install_guidance(tmp_path):
     assert "install_sc2.sh" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_mmm2_on_smax_explains_it_needs_starcraft(tmp_path):
-    out = _main("env_args.map_name=MMM2", f"local_results_path={tmp_path}")
+def test_smac_map_missing_from_smax_explains_it_needs_starcraft(tmp_path):
+    out = _main("env_args.map_name=corridor", f"local_results_path={tmp_path}")
     assert out.returncode != 0
-    assert "MMM2" in out.stderr and "sc2" in out.stderr and "Traceback" not in out.stderr
+    assert "corridor" in out.stderr and "sc2" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.slow
