@@ -65,11 +65,12 @@ def test_dn_theta_u_sign_scales_recovery(sign, factor):
         DNNeuron(theta_u_sign=0)
 
 
-@pytest.mark.parametrize("name", ["lif", "clif", "dn"])
-def test_fused_unroll_matches_step_loop(name):
-    """unroll (fused membrane kernel for lif/clif) gives the step loop's spikes and gradients,
+@pytest.mark.parametrize("name, kw", [("lif", {}), ("clif", {}), ("dn", {}), ("lif", {"decay_v": 0.6}),
+                                      ("lif", {"decay_v": 1.0}), ("clif", {"surrogate_width": 0.5})])
+def test_fused_unroll_matches_step_loop(name, kw):
+    """unroll (the fused _LIFScan for lif/clif) gives the step loop's spikes and gradients,
     including the gradient through the reset by the previous spike."""
-    n = POPSAN_NEURONS[name]()
+    n = POPSAN_NEURONS[name](**kw)
     g = torch.Generator().manual_seed(0)
     cur = (torch.rand(7, 16, 33, generator=g) * 1.6 - 0.3).requires_grad_(True)
     w = torch.randn(7, 16, 33, generator=g)
@@ -97,8 +98,8 @@ def test_lif_unroll_hand_computed_gradient():
 
 
 def test_decays_are_checked():
-    with pytest.raises(ValueError, match=r"decay_v must be in \[0, 1\)"):
-        LIFNeuron(decay_v=1.0)
+    with pytest.raises(ValueError, match=r"decay_v must be in \[0, 1\]"):
+        LIFNeuron(decay_v=1.5)
     with pytest.raises(ValueError, match="decay_c"):
         CLIFNeuron(decay_c=-0.1)
 
