@@ -16,7 +16,10 @@ The final return is the last deterministic evaluation (``test_nepisode`` = 10 ep
 each cell from the runs at the largest budget found for it, with that budget and the seed count.
 
 Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<s>_t<t_max>[_shortcut].json``;
-``--resume`` reuses those, so a grid can be split over several sessions.
+``--resume`` reuses those, so a grid can be split over several sessions; with ``--save-model``, a run
+that was interrupted continues from its newest complete checkpoint
+(``<results-path>/models/po_table1_<algo>_<run file name>``, the loop's true resume) instead
+of starting again.
 
 Networks: every run records ``po_shortcut`` and ``po_head_init`` from its config. Runs made
 with the heads' shortcut branch (``po_shortcut: True``, the default since it was added) carry
@@ -56,7 +59,7 @@ PAPER: Dict[str, Dict[str, float]] = {
 
 # overrides that change only what is logged or saved, not what is trained: they do not make a variant
 LOGGING_KEYS = {"test_interval", "log_interval", "runner_log_interval", "learner_log_interval",
-                "save_model", "save_model_interval", "local_results_path", "use_tensorboard"}
+                "save_model", "save_model_interval", "save_buffer", "local_results_path", "use_tensorboard"}
 
 
 def variant_of(overrides: Sequence[str]) -> List[str]:
@@ -107,6 +110,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     if job["core"] == "mlp" and job.get("mlp_obs_only"):
         overrides += ["po_action_embed=0", "po_reward_embed=0"]  # the Markovian baseline of Ni et al.
     overrides += list(job["extra"])
+    if job.get("resume_from"):  # true resume of an interrupted run from its newest complete checkpoint
+        overrides.append(f"checkpoint_path={job['resume_from']}")
     kwargs = {"config_dir": job["config_dir"]} if job["config_dir"] else {}
     config = build_config(job["algo"], "pomdp", overrides, **kwargs)
     config["device"] = resolve_device(config["device"])
@@ -128,6 +133,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     out["variant"] = _variant(job)
     out["po_shortcut"] = bool(config.get("po_shortcut", False))
     out["po_head_init"] = str(config.get("po_head_init", "torch"))
+    if job.get("resume_from"):  # the curve and wall time cover only the part after the resume
+        out["resumed_from"] = job["resume_from"]
     out.update({"wall_time_s": wall, "error": error,
                 "test_T": [t for t, _ in tests], "test_return_mean": [v for _, v in tests],
                 "final_return": tests[-1][1] if tests and error is None else None,
@@ -150,6 +157,23 @@ def run_name(job: Dict[str, Any]) -> str:
     for override in _variant(job):
         name += "_" + re.sub(r"[^A-Za-z0-9_.]+", "-", override.replace("=-", "-m").replace("=", "-"))
     return name
+
+
+def resumable_checkpoint(job: Dict[str, Any]) -> str:
+    """The model folder of an unfinished run that holds a complete checkpoint ('' if none): an
+    interrupted run saved with ``--save-model`` continues from there instead of from step 0."""
+    model_dir = os.path.join(job["results_path"], "models", model_token(job))
+    if not os.path.isdir(model_dir):
+        return ""
+    if SRC not in sys.path:
+        sys.path.insert(0, SRC)
+    from utils.checkpoint import find_checkpoint
+
+    try:
+        find_checkpoint(model_dir, 0)
+    except Exception:  # no step folder, or none complete: start from scratch
+        return ""
+    return model_dir
 
 
 def model_token(job: Dict[str, Any]) -> str:
@@ -280,7 +304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="mlp core sees only the current observation (no previous action/reward), like "
                         "the Markovian baseline of Ni et al. 2022; default: same inputs as the other cores")
     p.add_argument("--resume", action="store_true",
-                   help="reuse finished runs found under <results-path>/runs/ (same env/core/seed/t_max)")
+                   help="reuse finished runs found under <results-path>/runs/ (same env/core/seed/t_max); "
+                        "an unfinished run with a checkpoint (--save-model) continues from it")
     p.add_argument("--tag", default="po_table1", help="output name under benchmarks/results/")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra config overrides for every run (e.g. test_interval=2000)")
@@ -323,8 +348,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if stored is not None and stored.get("po_shortcut", False) == j["po_shortcut"]:
             done.append(stored)
         else:
+            if a.resume:
+                j["resume_from"] = resumable_checkpoint(j)
             todo.append(j)
-    print(f"{len(jobs)} runs ({len(done)} already done), {a.parallel} at a time", flush=True)
+    resumed = sum(bool(j.get("resume_from")) for j in todo)
+    print(f"{len(jobs)} runs ({len(done)} already done, {resumed} resumed from a checkpoint), "
+          f"{a.parallel} at a time", flush=True)
     start = time.time()
     runs = list(done)
 

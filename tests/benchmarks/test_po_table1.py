@@ -150,3 +150,29 @@ def test_model_folders_differ_between_networks_and_variants():
               po_table1.model_token(dict(job, po_shortcut=True, extra=["sampled_seq_len=-1"]))}
     assert po_table1.model_token(dict(job, po_shortcut=True)) == "po_table1_td3_Pendulum-P_grsn_seed2_t50000_shortcut"
     assert len(tokens) == 3
+
+
+def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch):
+    from torch import nn
+
+    from utils.checkpoint import save_checkpoint
+
+    res = tmp_path / "res"
+    job = {"algo": "sacd", "env": "CartPole-V", "core": "gru", "seed": 1, "t_max": 11000, "po_shortcut": True}
+    grsn_dir = res / "models" / po_table1.model_token(dict(job, core="grsn"))
+    save_checkpoint(str(res / "models" / po_table1.model_token(job)), 4000, {"actor": nn.Linear(2, 2)})
+    (grsn_dir / "3000").mkdir(parents=True)  # an incomplete step folder (no manifest): start again
+    seen = []
+
+    def fake_run_one(j):
+        seen.append((j["core"], j.get("resume_from", "")))
+        return dict(_run(j["env"], j["core"], j["seed"], j["t_max"], 200.0), variant=[], test_T=[0],
+                    test_return_mean=[1.0])
+
+    monkeypatch.setattr(po_table1, "run_one", fake_run_one)
+    argv = ["--envs", "CartPole-V", "--cores", "gru,grsn,lif", "--seeds", "1", "--parallel", "1",
+            "--resume", "--results-path", str(res), "--out-dir", str(tmp_path), "--tag", "po_table1_r"]
+    assert po_table1.main(argv) == 0
+    assert sorted(seen) == [("grsn", ""), ("gru", str(res / "models" / po_table1.model_token(job))), ("lif", "")]
+    assert po_table1.main(argv[:-1] + ["po_table1_r2"]) == 0  # all finished now: nothing is rerun
+    assert len(seen) == 3 and json.load(open(tmp_path / "po_table1_r2.json"))["runs_finished"] == 3
