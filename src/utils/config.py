@@ -4,13 +4,31 @@
 (the algorithm file wins over the env file, as in pymarl2). Every top-level key of an env or
 algorithm file and every override must already exist in default.yaml, where each key is
 documented once; a typo is an error naming the key, never a silently different experiment.
+
+Each key's comment in default.yaml starts with its type and allowed range in brackets, the one
+place they are declared (``load_specs`` reads them):
+
+    gamma: 0.99       # [float, 0 <= x <= 1] discount
+    batch_size: 128   # [int, >= 1] episodes per training batch
+    mixer: qmix       # [str or null] ...
+    sampled_seq_len: 64   # [int, -1 or >= 1] ...
+
+Types: bool, int, float, str, dict, int list, float list, each optionally "or null". A range is
+one or more alternatives joined by " or ": a number, ``>= a`` / ``> a`` / ``<= b`` / ``< b``, or
+a chain ``a <= x <= b`` (``<`` for open ends); a list's range applies to each element.
+``validate_config`` checks every value (from default.yaml, env and algorithm files and ``with``
+overrides alike) against its type and range, then the cross-key rules in ``CROSS_RULES``; an
+error names the key, the value, where it was set and what is allowed.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -28,9 +46,15 @@ def _suggest(key: str, choices: Sequence[str]) -> str:
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
-    """Load a YAML mapping (empty file -> {})."""
+    """Load a YAML mapping (empty file -> {}); a syntax error is one line naming file and line."""
     with open(path) as f:
-        data = yaml.safe_load(f)
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{where}: YAML syntax error: {problem}. Fix the file at that line.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -111,8 +135,197 @@ def coerce(key: str, value: Any, current: Any) -> Any:
     return value
 
 
-def apply_overrides(config: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
-    """Apply ``key=value`` / ``a.b=value`` overrides; every key path must already exist."""
+# ------------------------------------------------------------------ declared types and ranges
+_NUM = r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_ONE_SIDED = re.compile(rf"^(>=|>|<=|<)\s*({_NUM})$")
+_CHAIN = re.compile(rf"^({_NUM})\s*(<=|<)\s*x\s*(<=|<)\s*({_NUM})$")
+_SPEC = re.compile(r"^\[([^\]]+)\]")
+_KEY_LINE = re.compile(r"^([A-Za-z_]\w*)\s*:(.*)$")
+SPEC_TYPES = ("bool", "int", "float", "str", "dict", "int list", "float list")
+_SAMPLE = {"bool": False, "int": 0, "float": 0.0, "str": ""}
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """A key's declared type and range (from its comment in default.yaml).
+
+    ``alternatives``: the allowed values of a number (each element of a list), any one suffices:
+    ``(lo, lo_inclusive, hi, hi_inclusive)`` with None for an open side. Empty = any value."""
+
+    key: str
+    type: str
+    nullable: bool = False
+    alternatives: Tuple[Tuple[Optional[float], bool, Optional[float], bool], ...] = ()
+
+    def range_text(self) -> str:
+        """The range with the key's name, e.g. ``0 <= gamma <= 1`` or ``snn_T >= 1``."""
+        parts = []
+        for lo, lo_in, hi, hi_in in self.alternatives:
+            if lo is not None and lo == hi:
+                parts.append(f"{self.key} = {_fmt(lo)}")
+            elif lo is not None and hi is not None:
+                parts.append(f"{_fmt(lo)} {'<=' if lo_in else '<'} {self.key} {'<=' if hi_in else '<'} {_fmt(hi)}")
+            elif lo is not None:
+                parts.append(f"{self.key} {'>=' if lo_in else '>'} {_fmt(lo)}")
+            else:
+                parts.append(f"{self.key} {'<=' if hi_in else '<'} {_fmt(hi)}")
+        return " or ".join(parts)
+
+    def admits(self, x: float) -> bool:
+        if not self.alternatives:
+            return True
+        for lo, lo_in, hi, hi_in in self.alternatives:
+            if lo is not None and (x < lo or (x == lo and not lo_in)):
+                continue
+            if hi is not None and (x > hi or (x == hi and not hi_in)):
+                continue
+            return True
+        return False
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def parse_spec(key: str, text: str) -> KeySpec:
+    """``"float, 0 <= x <= 1"`` -> KeySpec (raises ValueError on a malformed spec)."""
+    type_part, _, range_part = text.partition(",")
+    type_words = type_part.strip()
+    nullable = type_words.endswith(" or null")
+    if nullable:
+        type_words = type_words[: -len(" or null")].strip()
+    if type_words not in SPEC_TYPES:
+        raise ValueError(f"unknown type '{type_words}' (use one of {', '.join(SPEC_TYPES)}, optionally 'or null')")
+    alternatives = []
+    for alt in filter(None, (a.strip() for a in range_part.split(" or "))) if range_part.strip() else ():
+        if re.fullmatch(_NUM, alt):
+            alternatives.append((float(alt), True, float(alt), True))
+        elif _ONE_SIDED.match(alt):
+            op, num = _ONE_SIDED.match(alt).groups()
+            v = float(num)
+            alternatives.append((v, op == ">=", None, False) if op.startswith(">") else (None, False, v, op == "<="))
+        elif _CHAIN.match(alt):
+            lo, op1, op2, hi = _CHAIN.match(alt).groups()
+            alternatives.append((float(lo), op1 == "<=", float(hi), op2 == "<="))
+        else:
+            raise ValueError(f"cannot read the range '{alt}' (write e.g. '>= 1', '> 0', '0 <= x <= 1', '-1 or >= 1')")
+    if alternatives and type_words not in ("int", "float", "int list", "float list"):
+        raise ValueError(f"a range needs a numeric type, not '{type_words}'")
+    return KeySpec(key, type_words, nullable, tuple(alternatives))
+
+
+def load_specs(path: str) -> Dict[str, KeySpec]:
+    """The ``[type, range]`` declarations of default.yaml's top-level keys, by key.
+
+    A key declared twice, or a malformed declaration, is a ConfigError naming the line."""
+    specs: Dict[str, KeySpec] = {}
+    first_line: Dict[str, int] = {}
+    with open(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            m = _KEY_LINE.match(line)
+            if not m:
+                continue
+            key, rest = m.groups()
+            if key in first_line:
+                raise ConfigError(f"{path}:{lineno}: key '{key}' is declared twice (first at line "
+                                  f"{first_line[key]}); keep one declaration.")
+            first_line[key] = lineno
+            comment = rest.split(" #", 1)[1].strip() if " #" in rest else ""
+            spec = _SPEC.match(comment)
+            if spec:
+                try:
+                    specs[key] = parse_spec(key, spec.group(1))
+                except ValueError as exc:
+                    raise ConfigError(f"{path}:{lineno}: bad declaration [{spec.group(1)}] of '{key}': {exc}.") from None
+    return specs
+
+
+def _implied_spec(key: str, default: Any) -> KeySpec:
+    """For a key without a declaration: the type of its default value (None: anything)."""
+    for name, cls in (("bool", bool), ("int", int), ("float", float), ("str", str), ("dict", dict)):
+        if isinstance(default, cls):
+            return KeySpec(key, name)
+    return KeySpec(key, "any", nullable=True)
+
+
+def check_value(spec: KeySpec, value: Any, source: str) -> Any:
+    """``value`` brought to ``spec``'s type and checked against its range; ConfigError otherwise.
+
+    ``source`` says where the value was set (a file or an override), for the message."""
+    key = spec.key
+    if spec.type == "any":
+        return value
+    if value is None:
+        if spec.nullable:
+            return None
+        raise ConfigError(f"{source}: '{key}' expects {_a(spec.type)}, got null.")
+    try:
+        if spec.type == "dict":
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{key}' expects a mapping of keys, got {value!r}.")
+            return value
+        if spec.type.endswith(" list"):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"'{key}' expects a list of {spec.type[:-5]}s, got {value!r}.")
+            items = [coerce(key, v, _SAMPLE[spec.type[:-5]]) for v in value]
+        else:
+            if spec.type == "str" and isinstance(value, (list, dict)):
+                raise ConfigError(f"'{key}' expects a string, got {value!r}.")
+            items = [coerce(key, value, _SAMPLE[spec.type])]
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for x in items:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ConfigError(f"{key}={value!r} ({source}) is not a finite number.")
+        if isinstance(x, (int, float)) and not isinstance(x, bool) and not spec.admits(x):
+            each = "each element: " if spec.type.endswith(" list") else ""
+            raise ConfigError(f"{key}={value!r} ({source}) is out of range: allowed {each}{spec.range_text()} "
+                              f"(declared in config/default.yaml).")
+    return list(items) if spec.type.endswith(" list") else items[0]
+
+
+def _a(type_name: str) -> str:
+    return {"int": "an integer", "float": "a number", "bool": "true/false", "str": "a string",
+            "dict": "a mapping"}.get(type_name, f"a {type_name}")
+
+
+# Rules across keys, as data: (smaller key, larger key, why). Checked after every value is in range.
+CROSS_RULES: Tuple[Tuple[str, str, str], ...] = (
+    ("batch_size", "buffer_size", "a MARL training batch draws batch_size episodes from the replay buffer, "
+                                  "so the run would never train"),
+    ("batch_size_transitions", "buffer_size_transitions", "a TD3 batch draws batch_size_transitions "
+                                                          "transitions from the replay"),
+)
+
+
+def validate_config(config: Dict[str, Any], specs: Mapping[str, KeySpec],
+                    sources: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """Check every top-level value against its declared type and range, then ``CROSS_RULES``.
+
+    Returns a copy with values brought to their declared types (``2e6`` -> 2000000 for an int).
+    ``sources[key]`` names where each value was set (default: config/default.yaml)."""
+    sources = sources or {}
+    out = dict(config)
+    for key, value in config.items():
+        spec = specs.get(key)
+        if spec is not None:
+            out[key] = check_value(spec, value, sources.get(key, "config/default.yaml"))
+    for small, large, why in CROSS_RULES:
+        a, b = out.get(small), out.get(large)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > b:
+            raise ConfigError(f"{small}={a} ({sources.get(small, 'config/default.yaml')}) is larger than "
+                              f"{large}={b} ({sources.get(large, 'config/default.yaml')}): {why}. "
+                              f"Allowed: {small} <= {large}; lower {small} or raise {large}.")
+    return out
+
+
+def apply_overrides(config: Dict[str, Any], overrides: Sequence[str],
+                    specs: Optional[Mapping[str, KeySpec]] = None,
+                    sources: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Apply ``key=value`` / ``a.b=value`` overrides; every key path must already exist.
+
+    A top-level key declared in ``specs`` is only parsed here (``validate_config`` types and
+    checks it) and ``sources[key]`` records the override; other values take the current type."""
     config = copy.deepcopy(config)
     for item in overrides:
         if "=" not in item:
@@ -128,20 +341,32 @@ def apply_overrides(config: Dict[str, Any], overrides: Sequence[str]) -> Dict[st
                                   f"{_suggest(part, choices)} See config/default.yaml for all keys.")
             if i < len(parts) - 1:
                 node = node[part]
-        node[parts[-1]] = coerce(path, parse_value(text), node[parts[-1]])
+        if len(parts) == 1 and specs is not None and parts[0] in specs:
+            node[parts[0]] = parse_value(text)
+        else:
+            node[parts[-1]] = coerce(path, parse_value(text), node[parts[-1]])
+        if sources is not None:
+            sources[parts[0]] = f"override '{item}'"
     return config
 
 
 def build_config(alg: str, env: str, overrides: Sequence[str] = (),
                  config_dir: str = CONFIG_DIR) -> Dict[str, Any]:
-    """Merge default <- env <- alg <- overrides and return the final config dict."""
-    default = load_yaml(os.path.join(config_dir, "default.yaml"))
+    """Merge default <- env <- alg <- overrides, validate every value (``validate_config``)
+    and return the final config dict."""
+    default_path = os.path.join(config_dir, "default.yaml")
+    default = load_yaml(default_path)
+    specs = {k: _implied_spec(k, v) for k, v in default.items()}
+    specs.update(load_specs(default_path))
     env_cfg = load_named("envs", env, config_dir)
     alg_cfg = load_named("algs", alg, config_dir)
-    _check_known_keys(f"config/envs/{env}.yaml", env_cfg, default)
-    _check_known_keys(f"config/algs/{alg}.yaml", alg_cfg, default)
+    sources = {k: "config/default.yaml" for k in default}
+    for label, data in ((f"config/envs/{env}.yaml", env_cfg), (f"config/algs/{alg}.yaml", alg_cfg)):
+        _check_known_keys(label, data, default)
+        sources.update({k: label for k in data})
     config = recursive_update(recursive_update(default, env_cfg), alg_cfg)
-    config = apply_overrides(config, overrides)
+    config = apply_overrides(config, overrides, specs, sources)
+    config = validate_config(config, specs, sources)
     config["config_name"] = alg
     config["env_config_name"] = env
     return config
