@@ -2,7 +2,9 @@
 
 Each variant is a set of config overrides (default: ``learner_packing=padded`` against
 ``learner_packing=packed``). Every variant gets its own runner, controller, learner and replay
-buffer, built from the same seed, and first collects ``--warm-episodes`` episodes. Then, for
+buffer, built from the same seed, with its own copy of the seeded random streams (so variants
+that do the same maths collect the same episodes until float rounding makes them drift apart),
+and first collects ``--warm-episodes`` episodes. Then, for
 ``--rounds`` rounds, every variant runs ``--iters`` iterations of the real loop body
 (``runner.run`` -> ``buffer.insert`` -> ``buffer.sample`` -> ``learner.train``, as in
 src/run/marl.py; test episodes and logging are left out) in turn, the order alternating
@@ -38,7 +40,7 @@ import torch  # noqa: E402
 from components.episode_buffer import ReplayBuffer  # noqa: E402
 from run.marl import build_marl  # noqa: E402
 from utils.config import build_config  # noqa: E402
-from utils.seeding import set_seed  # noqa: E402
+from utils.seeding import global_rng_state, set_global_rng_state, set_seed  # noqa: E402
 from report import write_report  # noqa: E402  (benchmarks/report.py)
 
 PHASES = ("runner", "buffer", "learner")
@@ -84,8 +86,17 @@ class Loop:
                                    info["state_shape"], info["n_actions"], rng=np.random.default_rng(seed))
         self.episode = 0
         self.fill: List[float] = []
+        self.rng_state = global_rng_state()   # each variant draws from its own copy of the seeded streams
 
     def iterate(self, train: bool = True) -> Dict[str, float]:
+        """One loop iteration on this variant's own random streams (see ``_iterate``)."""
+        set_global_rng_state(self.rng_state)
+        try:
+            return self._iterate(train)
+        finally:
+            self.rng_state = global_rng_state()
+
+    def _iterate(self, train: bool) -> Dict[str, float]:
         """One loop iteration; seconds spent in each phase and the env steps it collected."""
         t0 = time.perf_counter()
         t_before = self.runner.t_env
@@ -234,7 +245,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "command": "python benchmarks/marl_loop_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "note": ("CPU only, on a small shared machine (other jobs running): absolute rates are noisy, "
                  "compare the interleaved ratios. Variants train (and so collect) on their own from the same "
-                 "seed; test episodes and logging are not timed."),
+                 "seed and random streams; test episodes and logging are not timed."),
     }
     write_report(a.out_dir, a.out_name, {"meta": meta, "agents": agents}, markdown({"meta": meta, "agents": agents}))
     return 0

@@ -47,3 +47,8 @@ def test_bad_lengths_are_clear_errors():
         Packing(torch.tensor([1, 3]), 2)
     with pytest.raises(ValueError, match=r"lengths must be \[batch\]"):
         Packing(torch.ones(2, 2), 2)
+
+
+def test_all_empty_episodes_pack_to_nothing():
+    p = Packing.from_mask(torch.zeros(3, 1), extra=1)            # a batch of empty episodes: slot 0 only
+    assert p.bs_list == [3, 0] and p.n_rows == 3
