@@ -1,7 +1,8 @@
 """Entry point: ``python src/main.py --config=ALG --env-config=ENV [with key=value ...]``.
 
-Builds the config (utils.config), opens a sacred run with a FileStorageObserver under
-``results/sacred/<env>/<scenario>/<name>/<id>`` (and a MongoObserver when ``mongo_url`` is set),
+Builds and validates the config (utils.config), opens a sacred run with a FileStorageObserver under
+``results/sacred/<env>/<scenario>/<name>/<id>`` (and a MongoObserver when ``mongo_url`` is set and
+the server answers; utils.mongo), stores the config with mongo_url's password redacted,
 seeds everything from ``seed`` and hands over to the run loop named by ``run``.
 """
 from __future__ import annotations
@@ -22,10 +23,12 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU fo
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 from utils.config import ConfigError, build_config, parse_command_line, results_group  # noqa: E402
+from utils.mongo import MongoUnavailableError, mongo_observer, redact_url  # noqa: E402
 from utils.registry import MissingDependencyError, RegistryError, lookup  # noqa: E402
 
 # Errors that are the user's to fix: printed as one line, without a traceback wall.
-USER_ERRORS = (ConfigError, RegistryError, MissingDependencyError, ValueError, FileNotFoundError)
+USER_ERRORS = (ConfigError, RegistryError, MissingDependencyError, ValueError, FileNotFoundError,
+               MongoUnavailableError)
 
 
 def run_variant(config: Dict[str, Any]) -> str:
@@ -68,7 +71,8 @@ def _plain(obj: Any) -> Any:
 
 
 def make_experiment(config: Dict[str, Any]):
-    """A sacred Experiment holding ``config`` with its observers attached."""
+    """A sacred Experiment holding ``config`` (mongo_url's password redacted) with its observers
+    attached; an unreachable MongoDB raises MongoUnavailableError unless ``mongo_optional``."""
     from sacred import Experiment, SETTINGS
     from sacred.observers import FileStorageObserver
     from sacred.utils import apply_backspaces_and_linefeeds
@@ -76,13 +80,17 @@ def make_experiment(config: Dict[str, Any]):
     SETTINGS["CAPTURE_MODE"] = "sys"
     ex = Experiment("spikemarl", save_git_info=False)
     ex.captured_out_filter = apply_backspaces_and_linefeeds
-    ex.add_config(config)
+    ex.add_config(dict(config, mongo_url=redact_url(config.get("mongo_url"))))
     env, scenario = results_group(config)
     sacred_dir = os.path.join(config["local_results_path"], "sacred", env, scenario, config["name"])
     ex.observers.append(FileStorageObserver(sacred_dir))
     if config.get("mongo_url"):
-        from sacred.observers import MongoObserver
-        ex.observers.append(MongoObserver(url=config["mongo_url"], db_name=config["mongo_db"]))
+        from utils.logging import get_console_logger
+
+        observer = mongo_observer(config["mongo_url"], config["mongo_db"], bool(config.get("mongo_optional")),
+                                  get_console_logger())
+        if observer is not None:
+            ex.observers.append(observer)
     return ex
 
 
@@ -118,11 +126,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             config, overrides, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)))
         from run import REGISTRY as RUN_REGISTRY
         run_fn = lookup(RUN_REGISTRY, config["run"], "run")
+        ex = make_experiment(config)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    ex = make_experiment(config)
     loggers: List[Any] = []  # the run's Logger, to tell a failed start (nothing logged) apart
 
     @ex.main
