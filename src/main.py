@@ -174,6 +174,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"error: {exc}\n(the run's record, with the full traceback, is in "
                   f"{run_dir or 'results/sacred'}; set SPIKEMARL_DEBUG=1 to print it)", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the loop saved its last checkpoint (or says why not)
+        print(f"interrupted: {exc or 'KeyboardInterrupt'} (the sacred record is marked INTERRUPTED; resume with "
+              f"checkpoint_path=<the run's model dir>)", file=sys.stderr)
+        return 130
     return 0
 
 
