@@ -14,6 +14,7 @@ is the QMIX mixer per environment step.
     python benchmarks/energy_table.py                       # fresh networks, 3m 8m Pendulum-P CartPole-V
     python benchmarks/energy_table.py --marl-maps 8m --po-keys Pendulum-P \
         --ckpt 8m:rnn=results/models/<tok> --ckpt 8m:grsn=results/models/<tok2>
+    python benchmarks/energy_table.py --marl-maps MMM2 --po-keys --tag energy_mmm2   # SMAX MMM2 (Medivac)
     # PO rows from the trained Table 1 actors (po_table1.py --save-model), seed 1:
     python benchmarks/energy_table.py --marl-maps --po-keys Pendulum-P Pendulum-V CartPole-P CartPole-V \
         --po-models results/po_table1/models --po-seed 1 --tag energy_po_trained
@@ -48,7 +49,15 @@ PAPER: Dict[str, Dict[str, Any]] = {
     "8m_vs_9m": {"gru": (8.02, 24.96, 151.69), "grsn": (15.36, 0.06, 70.71), "mixer": 53.31},
     "3s_vs_5z": {"gru": (4.81, 24.96, 136.95), "grsn": (12.42, 0.03, 57.15), "mixer": 21.60},
     "27m_vs_30m": {"gru": (24.74, 24.96, 228.62), "grsn": (30.72, 0.07, 141.38), "mixer": 283.11},
+    "MMM2": {"gru": (14.35, 24.96, 180.84), "grsn": (29.76, 0.01, 136.90), "mixer": 84.93},
 }
+
+# SC2 SMAC shapes (pymarl agent input = obs + last action one-hot + agent id, n_actions, n_agents,
+# state incl. last actions) for the structural rows. 8m: obs 80, 14 actions, state 96 + 72.
+# MMM2 (unit_type_bits 3): obs 4 move + 12 x 8 enemy + 9 x 8 ally + 4 own = 176, 6 + 12 = 18
+# actions, state 10 x 7 + 12 x 6 + 10 x 18 = 322 (they reproduce the paper's GRU MLP and mixer).
+SMAC_SHAPES: Dict[str, Tuple[int, int, int, int]] = {"8m": (102, 14, 8, 168),
+                                                    "MMM2": (176 + 18 + 10, 18, 10, 322)}
 
 COLUMNS: List[Tuple[str, str]] = [
     ("task", "Environment"), ("network", "Network"), ("gru_mlp_k", "GRU MLP (K)"),
@@ -109,10 +118,10 @@ def po_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[str]
     return po_energy(args, actor, episodes, critic)
 
 
-def smac_8m_structural(decisions: int) -> Dict[str, Any]:
-    """GRU and GRSN agents and the QMIX mixer with SC2 SMAC 8m shapes (agent input 80 obs + 14
-    last action + 8 id = 102, 14 actions, state 168) on random inputs: the MAC columns are
-    structural, so this row checks the counting against the paper's SMAC numbers."""
+def smac_structural(task: str, decisions: int) -> Dict[str, Any]:
+    """GRU and GRSN agents and the QMIX mixer with SC2 SMAC shapes of ``task`` (``SMAC_SHAPES``,
+    e.g. 8m: agent input 80 obs + 14 last action + 8 id = 102, 14 actions, state 168) on random
+    inputs: the MAC columns are structural, so this row checks the counting against the paper's."""
     from types import SimpleNamespace
 
     import torch
@@ -121,18 +130,19 @@ def smac_8m_structural(decisions: int) -> Dict[str, Any]:
     from utils.energy import OpCounter
 
     torch.manual_seed(0)
-    args = SimpleNamespace(n_actions=14, rnn_hidden_dim=64, snn_hidden_dim=64, mixing_embed_dim=32,
+    n_in, n_actions, n_agents, n_state = SMAC_SHAPES[task]
+    args = SimpleNamespace(n_actions=n_actions, rnn_hidden_dim=64, snn_hidden_dim=64, mixing_embed_dim=32,
                            hypernet_layers=2, hypernet_embed=64)
-    t, b = 32, max(1, decisions // (32 * 8))
+    t, b = 32, max(1, decisions // (32 * n_agents))
     out: Dict[str, Any] = {}
     for name in ("rnn", "grsn"):
-        agent = AGENTS[name](102, args)
+        agent = AGENTS[name](n_in, args)
         with torch.no_grad(), OpCounter(agent) as c:
-            agent.forward_seq(torch.rand(t, b, 8, 102), agent.init_hidden(b * 8))
-        out[name] = c.summary(t * b * 8).as_dict()
-    mixer = QMixer(8, 168, args)
+            agent.forward_seq(torch.rand(t, b, n_agents, n_in), agent.init_hidden(b * n_agents))
+        out[name] = c.summary(t * b * n_agents).as_dict()
+    mixer = QMixer(n_agents, n_state, args)
     with torch.no_grad(), OpCounter(mixer) as c:
-        mixer(torch.zeros(1, 4, 8), torch.rand(1, 4, 168))
+        mixer(torch.zeros(1, 4, n_agents), torch.rand(1, 4, n_state))
     out["mixer_k"] = c.summary(4).mac / 1e3
     return out
 
@@ -217,11 +227,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         mixer = res["rnn"]["mixer"]
         rows.append(row_from(task, "agent (per decision)", res["rnn"]["agent"], res["grsn"]["agent"],
                              mixer["mac_ops"] / 1e3 if mixer else None))
-        if task == "8m":
-            st = smac_8m_structural(a.decisions)
-            rows.append(row_from("8m", "SMAC 8m shapes (structural, random inputs)", st["rnn"], st["grsn"],
+        if task in SMAC_SHAPES:
+            st = smac_structural(task, a.decisions)
+            rows.append(row_from(task, f"SMAC {task} shapes (structural, random inputs)", st["rnn"], st["grsn"],
                                  st["mixer_k"]))
-            structural["8m_smac_shapes"] = st
+            structural[f"{task}_smac_shapes"] = st
         ref = paper_row(task)
         if ref:
             rows.append(ref)
