@@ -121,3 +121,36 @@ def test_td3_mujoco_stop_and_resume_logs_the_same_values(tmp_path, mode):
     assert 95 <= resumed_t < 200
     assert_same(straight, resumed)
     assert "test_return_best" in straight
+
+
+@pytest.mark.parametrize("how", ["loss", "weights"])
+def test_a_diverged_run_never_becomes_the_newest_checkpoint(tmp_path, monkeypatch, how):
+    """A non-finite loss (FloatingPointError) stops the run without a last save; non-finite
+    weights are refused at every save. The newest checkpoint stays the last healthy one."""
+    pytest.importorskip("mujoco")
+    import torch
+    from learners.td3_mujoco import TD3MujocoLearner
+    from run.td3_mujoco import run_td3_mujoco
+    from test_td3_mujoco_smoke import make_args as td3_args
+    from utils.checkpoint import find_checkpoint
+
+    original = TD3MujocoLearner.train_step
+
+    def diverging(self, *a, **kw):
+        stats = original(self, *a, **kw)
+        if how == "loss" and self.n_updates >= 40:  # t_env = 50 start steps + 40 = 90
+            raise FloatingPointError("the critic loss became nan")
+        if how == "weights" and self.n_updates == 70:  # NaN weights at the periodic save at t_env 120;
+            with torch.no_grad():                     # the next update's loss is NaN
+                next(self.actor.parameters()).fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(TD3MujocoLearner, "train_step", diverging)
+    args = td3_args(tmp_path, "ann", t_max=150, start_steps=50, batch_size_transitions=16, test_interval=1000,
+                    save_model_interval=60, unique_token="div", mujoco_actor_hidden=[8], mujoco_critic_hidden=[8])
+    logger = StopAt()
+    with pytest.raises(FloatingPointError):
+        run_td3_mujoco(args, logger)
+    model_dir = tmp_path / "models" / "div"
+    assert sorted(os.listdir(model_dir)) == ["60"]
+    assert find_checkpoint(str(model_dir))[1] == 60
