@@ -143,11 +143,11 @@ def _pin_batch():
     return b
 
 
-def _learner_with_moved_online_nets(mixer, double_q, td_lambda=0.6, gamma=0.9):
+def _learner_with_moved_online_nets(mixer, double_q, td_lambda=0.6, gamma=0.9, packing="padded"):
     """A learner whose online agent and mixer differ from its targets; returns the learner and
     frozen copies of what its targets must be (the networks as they were at construction)."""
     torch.manual_seed(3)
-    args = _args(mixer, double_q=double_q, td_lambda=td_lambda, gamma=gamma)
+    args = _args(mixer, double_q=double_q, td_lambda=td_lambda, gamma=gamma, learner_packing=packing)
     mac = BasicMAC(ENV_INFO, args)
     learner = QLearner(mac, ENV_INFO, args, Logger())
     target_mac, target_mixer = copy.deepcopy(mac), copy.deepcopy(learner.mixer)
@@ -187,14 +187,15 @@ def _hand_loss(learner, args, target_mac, target_mixer, batch, *, lam=None, doub
     return sq / count, tsum / count
 
 
+@pytest.mark.parametrize("packing", ["padded", "packed"])
 @pytest.mark.parametrize("mixer,double_q", [("qmix", True), ("qmix", False), ("vdn", True), (None, True)])
-def test_td_loss_equals_hand_computed_targets(mixer, double_q):
+def test_td_loss_equals_hand_computed_targets(mixer, double_q, packing):
     """Catches: lambda=0 (or any other value) passed instead of ``td_lambda``; double Q disabled
     (max over the target agent's values) or forced; the online mixer used for the targets; the
     online agent used for target values; padded steps counted in the loss; unavailable actions
     chosen for the bootstrap. Each of these variants is computed below and must differ from the
     right one on this batch, so the comparison with the learner's loss can tell them apart."""
-    learner, args, target_mac, target_mixer = _learner_with_moved_online_nets(mixer, double_q)
+    learner, args, target_mac, target_mixer = _learner_with_moved_online_nets(mixer, double_q, packing=packing)
     batch = _pin_batch()
     want_loss, want_target_mean = _hand_loss(learner, args, target_mac, target_mixer, batch)
     # the batch and networks are discriminating: each wrong formula gives another loss
@@ -211,11 +212,13 @@ def test_td_loss_equals_hand_computed_targets(mixer, double_q):
     assert learner.logger.last("loss") == pytest.approx(want_loss, rel=1e-5)
 
 
+@pytest.mark.parametrize("packing", ["padded", "packed"])
 @pytest.mark.parametrize("td_lambda", [0.0, 1.0])
-def test_td_lambda_extremes_follow_the_config(td_lambda):
+def test_td_lambda_extremes_follow_the_config(td_lambda, packing):
     """Catches a learner that ignores ``td_lambda`` (hard-coded 0.6 or 0): lambda = 0 must give
     one-step targets and lambda = 1 Monte-Carlo returns with a bootstrap only at a time-out."""
-    learner, args, target_mac, target_mixer = _learner_with_moved_online_nets("qmix", True, td_lambda=td_lambda)
+    learner, args, target_mac, target_mixer = _learner_with_moved_online_nets("qmix", True, td_lambda=td_lambda,
+                                                                              packing=packing)
     batch = _pin_batch()
     want_loss, _ = _hand_loss(learner, args, target_mac, target_mixer, batch)
     assert learner.train(batch, t_env=0, episode=0)["loss"] == pytest.approx(want_loss, rel=1e-5)
