@@ -37,7 +37,8 @@ Mechanics (each of SMAX's 8 world steps of 1/16 s within an env step):
   its type's weapon cooldown set to the maximum energy, so observations and the world state
   show energy / 200 in the cooldown feature, as SMAC does.
 - A team whose living units are all medivacs has lost: its medivacs are removed (health 0) in
-  the same world step, so SMAX's and the adapter's all-dead rules end the battle.
+  the same world step, so SMAX's and the adapter's all-dead rules end the battle (their remaining
+  health counts as lost in the reward, as if destroyed).
 - Reward: SMAX's formula, except that the health lost by the other team is net of its healing
   and floored at 0 per env step (SMAX's ``abs`` would pay the allies for the enemy's healing).
   Healed health can be lost again, so a won battle can return more than ``reward_scale_rate``.
