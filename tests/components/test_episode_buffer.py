@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 
 from components.episode_buffer import EpisodeBatch, ReplayBuffer
@@ -55,3 +56,22 @@ def test_sample_is_without_replacement():
     buf.insert(_batch([3] * 8, max_t=3, n_agents=1, obs_dim=1, state_dim=1, n_actions=2))
     s = buf.sample(8)
     assert sorted(s.reward[:, 0].tolist()) == list(map(float, range(8)))
+
+
+def test_state_dict_round_trip_continues_the_same_samples(tmp_path):
+    from utils.checkpoint import load_part
+
+    buf = ReplayBuffer(4, 5, 2, 3, 4, 3, rng=np.random.default_rng(0))
+    buf.insert(_batch([2, 5, 3]))
+    buf.insert(_batch([4, 1], start=10.0))                      # wraps: index 1, size 4
+    torch.save(buf.state_dict(), tmp_path / "buffer.pt")
+    expected = [buf.sample(2).reward.sum().item() for _ in range(4)]
+    other = ReplayBuffer(4, 5, 2, 3, 4, 3, rng=np.random.default_rng(123))
+    other.load_state_dict(load_part(str(tmp_path / "buffer.pt")))
+    assert (other.index, other.size) == (1, 4)
+    assert other.storage.reward[0, :4].tolist() == [11.0, 0.0, 0.0, 0.0]   # the wrapped-in episode
+    assert [other.sample(2).reward.sum().item() for _ in range(4)] == expected
+    with pytest.raises(ValueError, match="buffer_size=4"):
+        ReplayBuffer(8, 5, 2, 3, 4, 3).load_state_dict(buf.state_dict())
+    with pytest.raises(ValueError, match="different map"):
+        ReplayBuffer(4, 5, 2, 7, 4, 3).load_state_dict(buf.state_dict())

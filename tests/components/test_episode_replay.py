@@ -126,3 +126,18 @@ def test_bad_input_is_rejected():
         rb.add_episode(obs, act, rew, bad)
     with pytest.raises(RuntimeError, match="empty"):
         rb.sample(2, 2)
+
+
+def test_state_dict_round_trip_continues_the_same_windows():
+    rep = EpisodeReplay(3, obs_dim=2, act_dim=1, max_episode_len=6, seed=0)
+    for ep, n in enumerate([4, 6, 2, 5]):                      # 4 episodes in 3 slots: wraps
+        rep.add_episode(*_episode(ep, n))
+    state = rep.state_dict()
+    expected = [rep.sample(3, 2)["obs"].sum().item() for _ in range(3)]
+    other = EpisodeReplay(3, obs_dim=2, act_dim=1, max_episode_len=6, seed=9)
+    other.load_state_dict(state)
+    assert (other._top, other.n_episodes, other.n_steps) == (1, 3, 5 + 6 + 2)
+    assert other.lengths.tolist() == [5, 6, 2]
+    assert [other.sample(3, 2)["obs"].sum().item() for _ in range(3)] == expected
+    with pytest.raises(ValueError, match="checkpoint's config"):
+        EpisodeReplay(4, obs_dim=2, act_dim=1, max_episode_len=6).load_state_dict(state)

@@ -41,3 +41,21 @@ def test_bad_use_is_refused():
         TransitionReplay(3, 2, 0)
     with pytest.raises(RuntimeError, match="empty replay"):
         TransitionReplay(3, 2, 10).sample(4)
+
+
+def test_state_dict_round_trip_same_and_larger_capacity():
+    buf = TransitionReplay(obs_dim=3, act_dim=2, capacity=4, seed=0)
+    _fill(buf, 6)                                     # ring holds 2..5, next write at slot 2
+    state = buf.state_dict()
+    expected = buf.sample(8)["rewards"][:, 0].tolist()
+    same = TransitionReplay(obs_dim=3, act_dim=2, capacity=4, seed=5)
+    same.load_state_dict(state)
+    assert same.pos == 2 and same.sample(8)["rewards"][:, 0].tolist() == expected
+    bigger = TransitionReplay(obs_dim=3, act_dim=2, capacity=6, seed=5)   # e.g. a larger t_max on resume
+    bigger.load_state_dict(state)
+    assert bigger.rewards[:4, 0].tolist() == [2.0, 3.0, 4.0, 5.0]  # oldest first
+    assert (bigger.pos, len(bigger)) == (4, 4)
+    _fill(bigger, 1, start=6)
+    assert bigger.rewards[4, 0] == 6.0 and bigger.obs[4, 0] == 6.0
+    with pytest.raises(ValueError, match="does not fit"):
+        TransitionReplay(obs_dim=3, act_dim=2, capacity=3).load_state_dict(state)
