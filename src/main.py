@@ -22,7 +22,8 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU found" noise
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
-from utils.config import ConfigError, build_config, parse_command_line, results_group  # noqa: E402
+from utils.config import (ConfigError, build_config, parse_command_line, project_specs,  # noqa: E402
+                          results_group, validate_config)
 from utils.mongo import MongoUnavailableError, mongo_observer, redact_url  # noqa: E402
 from utils.registry import MissingDependencyError, RegistryError, lookup  # noqa: E402
 
@@ -124,6 +125,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         # resume / evaluate: the checkpoint's config, this command's `with` overrides on top
         config = finalize_config(config_for_checkpoint(
             config, overrides, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)))
+        if config.get("checkpoint_path"):  # the checkpoint's values under this command's overrides, checked again
+            config = validate_config(config, project_specs(),
+                                     default_source="the checkpoint's config.json or an override")
         from run import REGISTRY as RUN_REGISTRY
         run_fn = lookup(RUN_REGISTRY, config["run"], "run")
         ex = make_experiment(config)

@@ -298,23 +298,31 @@ CROSS_RULES: Tuple[Tuple[str, str, str], ...] = (
 )
 
 
+def project_specs(config_dir: str = CONFIG_DIR) -> Dict[str, KeySpec]:
+    """Every default.yaml key's spec: its declaration, else the type of its default value."""
+    path = os.path.join(config_dir, "default.yaml")
+    specs = {k: _implied_spec(k, v) for k, v in load_yaml(path).items()}
+    specs.update(load_specs(path))
+    return specs
+
+
 def validate_config(config: Dict[str, Any], specs: Mapping[str, KeySpec],
-                    sources: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+                    sources: Optional[Mapping[str, str]] = None,
+                    default_source: str = "config/default.yaml") -> Dict[str, Any]:
     """Check every top-level value against its declared type and range, then ``CROSS_RULES``.
 
     Returns a copy with values brought to their declared types (``2e6`` -> 2000000 for an int).
-    ``sources[key]`` names where each value was set (default: config/default.yaml)."""
-    sources = sources or {}
+    ``sources[key]`` names where each value was set (else ``default_source``)."""
+    where = {k: (sources or {}).get(k, default_source) for k in config}
     out = dict(config)
     for key, value in config.items():
         spec = specs.get(key)
         if spec is not None:
-            out[key] = check_value(spec, value, sources.get(key, "config/default.yaml"))
+            out[key] = check_value(spec, value, where[key])
     for small, large, why in CROSS_RULES:
         a, b = out.get(small), out.get(large)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > b:
-            raise ConfigError(f"{small}={a} ({sources.get(small, 'config/default.yaml')}) is larger than "
-                              f"{large}={b} ({sources.get(large, 'config/default.yaml')}): {why}. "
+            raise ConfigError(f"{small}={a} ({where[small]}) is larger than {large}={b} ({where[large]}): {why}. "
                               f"Allowed: {small} <= {large}; lower {small} or raise {large}.")
     return out
 
@@ -354,10 +362,8 @@ def build_config(alg: str, env: str, overrides: Sequence[str] = (),
                  config_dir: str = CONFIG_DIR) -> Dict[str, Any]:
     """Merge default <- env <- alg <- overrides, validate every value (``validate_config``)
     and return the final config dict."""
-    default_path = os.path.join(config_dir, "default.yaml")
-    default = load_yaml(default_path)
-    specs = {k: _implied_spec(k, v) for k, v in default.items()}
-    specs.update(load_specs(default_path))
+    default = load_yaml(os.path.join(config_dir, "default.yaml"))
+    specs = project_specs(config_dir)
     env_cfg = load_named("envs", env, config_dir)
     alg_cfg = load_named("algs", alg, config_dir)
     sources = {k: "config/default.yaml" for k in default}

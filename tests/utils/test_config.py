@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from utils.config import (CONFIG_DIR, ConfigError, KeySpec, build_config, coerce, load_specs, parse_command_line,
-                          parse_spec, recursive_update)
+                          parse_spec, project_specs, recursive_update, validate_config)
 
 
 def _write(tmp_path, rel, data):
@@ -204,3 +204,14 @@ def test_every_project_key_is_declared_and_every_number_has_a_range():
     assert sorted(set(keys) - set(specs)) == [], "declare [type, range] at the start of these keys' comments"
     unbounded = [k for k, s in specs.items() if s.type in ("int", "float", "int list") and not s.alternatives]
     assert unbounded == []
+
+
+def test_validate_config_of_a_merged_config_names_its_source():
+    """main.py re-checks a checkpoint's config merged with the command's overrides this way."""
+    specs = project_specs()
+    cfg = build_config("qmix", "smax")
+    cfg.update(batch_size=64, buffer_size=32)
+    with pytest.raises(ConfigError, match=r"batch_size=64 \(the checkpoint's config\) is larger than buffer_size=32"):
+        validate_config(cfg, specs, default_source="the checkpoint's config")
+    cfg.update(buffer_size=64, t_max="3e3")
+    assert validate_config(cfg, specs)["t_max"] == 3000
