@@ -147,7 +147,8 @@ def test_bad_uri_is_a_clear_error_without_the_password():
     pytest.importorskip("pymongo", reason="pip install pymongo==4.20.0")
     from utils.mongo import mongo_client
 
-    with pytest.raises(ValueError, match=r"mongo_url='mongodb://bob:\*\*\*@h:notaport' is not a usable MongoDB URI") as err:
+    with pytest.raises(ValueError,
+                       match=r"mongo_url='mongodb://bob:\*\*\*@h:notaport' is not a usable MongoDB URI") as err:
         mongo_client(f"mongodb://bob:{SECRET}@h:notaport")
     assert SECRET not in str(err.value)
 

@@ -236,7 +236,8 @@ def load_specs(path: str) -> Dict[str, KeySpec]:
                 try:
                     specs[key] = parse_spec(key, spec.group(1))
                 except ValueError as exc:
-                    raise ConfigError(f"{path}:{lineno}: bad declaration [{spec.group(1)}] of '{key}': {exc}.") from None
+                    raise ConfigError(f"{path}:{lineno}: bad declaration [{spec.group(1)}] of '{key}': "
+                                      f"{exc}.") from None
     return specs
 
 

@@ -120,7 +120,8 @@ def test_issue_examples_are_refused_naming_key_value_and_range(alg, env, overrid
 
 def test_cross_rule_names_both_keys_and_sources():
     with pytest.raises(ConfigError, match=r"batch_size_transitions=4096 \(override .*\) is larger than "
-                                          r"buffer_size_transitions=1000 \(override .*\).*lower batch_size_transitions"):
+                                          r"buffer_size_transitions=1000 \(override .*\)"
+                                          r".*lower batch_size_transitions"):
         build_config("td3", "mujoco", ["batch_size_transitions=4096", "buffer_size_transitions=1000"])
     cfg = build_config("qmix", "smax", ["batch_size=32", "buffer_size=32"])   # equal is fine
     assert cfg["batch_size"] == cfg["buffer_size"] == 32
@@ -156,7 +157,8 @@ def test_yaml_file_values_are_typed_and_range_checked_like_overrides(declared_di
     with pytest.raises(ConfigError, match=r"config/algs/fast.yaml: 'lr' expects a number, got 'fast'"):
         build_config("fast", "e", [], str(declared_dir))
     _write_text(declared_dir, "envs/far.yaml", "gamma: 1.5\n")
-    with pytest.raises(ConfigError, match=r"gamma=1.5 \(config/envs/far.yaml\) is out of range: allowed 0 <= gamma <= 1"):
+    with pytest.raises(ConfigError,
+                       match=r"gamma=1.5 \(config/envs/far.yaml\) is out of range: allowed 0 <= gamma <= 1"):
         build_config("a", "far", [], str(declared_dir))
     _write_text(declared_dir, "algs/sign.yaml", "sign: 0\n")
     with pytest.raises(ConfigError, match=r"sign=0 \(config/algs/sign.yaml\).* allowed sign = -1 or sign = 1"):
