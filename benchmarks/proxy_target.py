@@ -159,6 +159,14 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     return rec
 
 
+def pending_jobs(jobs: Sequence[Dict[str, Any]], runs: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The jobs without a complete record of the current setup in ``runs`` (``--resume``)."""
+    def done(j: Dict[str, Any]) -> bool:
+        rec = runs.get(run_key(j), {})
+        return bool(rec.get("complete")) and rec.get("setup") == SETUP and rec.get("start_steps") == j["start_steps"]
+    return [j for j in jobs if not done(j)]
+
+
 def load_results(path: str) -> Dict[str, Dict[str, Any]]:
     if not os.path.exists(path):
         return {}
@@ -460,10 +468,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      config_dir=a.config_dir)
                 for e in a.envs for s in a.seeds for c in a.configs]
         if a.resume:
-            done = [j for j in jobs if runs.get(run_key(j), {}).get("complete")
-                    and runs[run_key(j)].get("setup") == SETUP]
-            jobs = [j for j in jobs if j not in done]
-            print(f"--resume: {len(done)} runs already complete", flush=True)
+            n_all = len(jobs)
+            jobs = pending_jobs(jobs, runs)
+            print(f"--resume: {n_all - len(jobs)} runs already complete", flush=True)
         print(f"{len(jobs)} runs, {a.workers} at a time", flush=True)
         ctx = mp.get_context("spawn")
         with ctx.Pool(max(1, a.workers), maxtasksperchild=1) as pool:
