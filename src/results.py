@@ -400,8 +400,10 @@ class Selection:
 
 
 def select(runs: Sequence[RunRecord], statuses: Optional[Sequence[str]] = ("COMPLETED",),
-           where: Sequence[Tuple[str, str]] = (), since: Optional[datetime.datetime] = None) -> Selection:
-    """Join resumed runs and keep the experiments whose (last) status, config and start pass."""
+           where: Sequence[Tuple[str, str]] = (), since: Optional[datetime.datetime] = None,
+           names: Optional[Sequence[str]] = None) -> Selection:
+    """Join resumed runs and keep the experiments whose (last) status, config and start pass
+    (``names``: keep only runs whose config ``name`` is one of these, e.g. a sweep's runs)."""
     left: Dict[str, int] = {}
 
     def drop(reason: str) -> None:
@@ -421,11 +423,14 @@ def select(runs: Sequence[RunRecord], statuses: Optional[Sequence[str]] = ("COMP
             drop(f"status {exp.status}")
         elif not _matches(exp.config, where):
             drop("--where")
+        elif names is not None and exp.config.get("name") not in names:
+            drop("other run names")
         elif since is not None and (exp.first.start_time is None or exp.first.start_time < since):
             drop("--since")
         else:
             kept.append(exp)
     evaluations = [r for r in evaluations if _matches(r.config, where)
+                   and (names is None or r.config.get("name") in names)
                    and (since is None or (r.start_time is not None and r.start_time >= since))]
     return Selection(kept, evaluations, left)
 
@@ -705,10 +710,11 @@ def html_report(rows: Sequence[Dict[str, Any]], selection: Selection, plots: Seq
 
 def summarize(roots: Sequence[str], out_dir: str, metric: str = WIN_METRIC, return_metric: str = RETURN_METRIC,
               statuses: Optional[Sequence[str]] = ("COMPLETED",), where: Sequence[Tuple[str, str]] = (),
-              since: Optional[datetime.datetime] = None, plots: bool = True) -> Tuple[str, List[Dict[str, Any]]]:
+              since: Optional[datetime.datetime] = None, plots: bool = True,
+              names: Optional[Sequence[str]] = None) -> Tuple[str, List[Dict[str, Any]]]:
     """Collect, select, aggregate; write summary.md / summary.json / PNGs / report.html into ``out_dir``.
-    Returns ``(markdown, rows)``."""
-    selection = select(load_runs(roots), statuses=statuses, where=where, since=since)
+    ``names`` keeps only runs with those config names (a sweep's). Returns ``(markdown, rows)``."""
+    selection = select(load_runs(roots), statuses=statuses, where=where, since=since, names=names)
     rows = aggregate(selection.experiments, metric, return_metric)
     md = markdown_report(rows, selection)
     os.makedirs(out_dir, exist_ok=True)
