@@ -122,6 +122,10 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
                                    f"once {args.batch_size} new episodes are collected")
         logger.console.info(f"resumed at t_env {runner.t_env}, episode {loop['episode']}, "
                             f"{len(buffer)} episodes in the replay buffer")
+        if runner.t_env > args.t_max:
+            logger.console.info(f"the checkpoint is at t_env {runner.t_env} > t_max={args.t_max}: nothing left to "
+                                f"train (give a larger t_max to continue)")
+            return
     start = time.time() - float(loop["elapsed_s"])
 
     def save(last: bool) -> None:

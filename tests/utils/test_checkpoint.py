@@ -213,3 +213,17 @@ def test_kill_9_during_saves_leaves_a_loadable_newest_checkpoint(tmp_path):
     step_dir, t = find_checkpoint(model_dir)
     assert t >= 3
     assert load_part(os.path.join(step_dir, "buffer.pt"))["w"].shape == (500_000,)
+
+
+def test_config_for_checkpoint_reads_the_saved_config_of_the_step_it_loads(tmp_path):
+    from utils.checkpoint import config_for_checkpoint
+    from utils.config import build_config
+
+    saved = build_config("qmix", "smax", ["agent=grsn", "env_args.map_name=8m", "lr=0.0005"])
+    save_checkpoint(str(tmp_path), 10, {"agent": torch.nn.Linear(2, 2)}, config=saved)
+    fresh = build_config("qmix", "smax", [f"checkpoint_path={tmp_path}", "evaluate=True"])
+    warnings = []
+    out = config_for_checkpoint(fresh, [f"checkpoint_path={tmp_path}", "evaluate=True"], warnings.append)
+    assert (out["agent"], out["env_args"]["map_name"], out["lr"]) == ("grsn", "8m", 0.0005)
+    assert out["evaluate"] is True and out["checkpoint_path"] == str(tmp_path) and warnings == []
+    assert config_for_checkpoint(build_config("qmix", "smax"), [], warnings.append) == build_config("qmix", "smax")
