@@ -256,7 +256,7 @@ def report_po_energy(args: Any, actor: Any, episodes: Sequence[Dict[str, np.ndar
 
 # ---------------------------------------------------------------------------------------- PopSAN
 @torch.no_grad()
-def popsan_energy(actor: Any, obs: torch.Tensor) -> Dict[str, Any]:
+def popsan_energy(actor: Any, obs: torch.Tensor, env_name: str = "mujoco") -> Dict[str, Any]:
     """Ops per decision of a PopSAN ``SpikingActor`` on observations ``obs [N, obs_dim]`` (e.g.
     states from the replay): encoder fields and readout as MAC, every spiking layer's synapses
     as AC from the spike trains they read. Returns the ``OpsSummary.as_dict()`` with a row;
@@ -270,7 +270,7 @@ def popsan_energy(actor: Any, obs: torch.Tensor) -> Dict[str, Any]:
     if hasattr(actor, "forward_with_rates"):
         _, rates = actor.forward_with_rates(obs)
         out["firing_rate"] = float(torch.cat([r.flatten() for r in rates]).mean())
-    out["row"] = table4_row("mujoco", f"popsan-{getattr(actor, 'neuron_name', '?')}"
+    out["row"] = table4_row(env_name, f"popsan-{getattr(actor, 'neuron_name', '?')}"
                             if hasattr(actor, "forward_with_rates") else "ann actor", ops)
     out["table"] = format_table([out["row"]], TABLE4_COLUMNS)
     return out
@@ -282,10 +282,10 @@ def report_popsan_energy(args: Any, actor: Any, obs: np.ndarray, logger: Any, t_
     if len(obs) == 0:
         raise ValueError("energy: the evaluation visited no state; nothing to count")
     device = next(actor.parameters()).device
-    ops = popsan_energy(actor, torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device))
+    env_name = str(dict(getattr(args, "env_args", {}) or {}).get("key", "mujoco"))
+    ops = popsan_energy(actor, torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device), env_name)
     result: Dict[str, Any] = {"source": _source(args), "checkpoint_loaded": bool(getattr(args, "checkpoint_path", "")),
-                              "env": str(dict(getattr(args, "env_args", {}) or {}).get("key", "mujoco")),
-                              "agent": ops, "decisions": int(len(obs)), "table": ops["table"]}
+                              "env": env_name, "agent": ops, "decisions": int(len(obs)), "table": ops["table"]}
     if not result["checkpoint_loaded"]:
         logger.console.warning("energy: counting a freshly initialised network (no checkpoint_path); "
                                "its spike counts are not those of a trained agent")
