@@ -366,9 +366,9 @@ def update_timing(job: Dict[str, Any], n: int = 40) -> Dict[str, Any]:
 
 
 def run_speed(a: argparse.Namespace) -> int:
-    """Interleaved rounds: for each round, for each config, "before" (reference step loop
-    ``popsan_unroll=steps``, per-parameter Adam) then "after" (fused unroll, fused Adam), one
-    process each (A, B, A, B, ...); ratios per round, medians reported."""
+    """Rounds: for each round and config, "before" (reference step loop ``popsan_unroll=steps``,
+    per-parameter Adam) and "after" (fused unroll, fused Adam) run at the same time, one process
+    each, so that both see the same machine load; ratios per round, medians reported."""
     import numpy as np
 
     configs = [c for c in a.configs if c != "td3"] or ["td3_snn", "td3_proxy"]
@@ -388,14 +388,16 @@ def run_speed(a: argparse.Namespace) -> int:
               f"{updates[c]['after_median_ms']} ms (interleaved, medians)", flush=True)
     recs = []
     ctx = mp.get_context("spawn")
-    with ctx.Pool(1, maxtasksperchild=1) as pool:         # one at a time: no run slows another
-        for rec in pool.imap(speed_job, jobs):
+    with ctx.Pool(2, maxtasksperchild=1) as pool:         # before and after of a round side by side
+        pairs = [jobs[i:i + 2] for i in range(0, len(jobs), 2)]      # (before, after) of one round
+        for rec in (r for pair in pairs for r in pool.map(speed_job, pair)):
             recs.append(rec)
             print(f"round {rec['round']} {rec['config']} {rec['variant']}: {rec['train_steps_per_sec']} env steps/s; "
                   f"evaluation batched {rec['eval_batched_s']} s vs one at a time {rec['eval_serial_s']} s", flush=True)
     lines = [f"# Proxy Target training speed ({a.envs[0]}, {a.neuron}, {a.device}, one torch thread)", "",
              f"Each cell: env steps/s over {a.speed_train_steps} training steps after {a.start_steps} random "
-             f"steps (the real td3_mujoco loop, one run at a time); rounds interleave *before* (the reference "
+             f"steps (the real td3_mujoco loop; each round runs *before* and *after* side by side, so both see "
+             f"the same load); *before*: the reference "
              f"step loop `popsan_unroll=steps`, PyTorch's per-parameter Adam) and *after* (fused neuron unroll, "
              f"fused Adam). Evaluation: {a.test_nepisode} episodes of the untrained actor from fixed start "
              "states, batched vs one at a time.", "",
