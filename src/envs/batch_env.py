@@ -22,6 +22,16 @@ Envs whose ``active`` entry is False may or may not be stepped; their outputs ar
 meaningless and must be ignored by the caller (they never raise). ``active=None`` means
 all envs are active. ``reset()`` restarts all envs.
 
+Envs that can restart single envs (``resets_single_envs = True``) also offer
+
+    step_and_reset(actions int [n_envs, n_agents])
+        -> (next, reward, terminated, info as step's, for all envs,
+            now: dict as reset's)
+
+which steps every env and at once restarts those whose episode ended on this step: ``next``
+holds their final observations (the episode's last observation slot), ``now`` what to act on
+next (the new episode's first observations there, ``next``'s rows elsewhere).
+
 An action that is not available raises ``ValueError`` naming the env, the agent and the
 action (see ``check_actions``).
 """
@@ -32,6 +42,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 StepOut = Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray, Dict[str, np.ndarray]]
+ResetStepOut = Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray, Dict[str, np.ndarray], Dict[str, np.ndarray]]
 
 
 class BatchEnv:
@@ -40,6 +51,8 @@ class BatchEnv:
     n_envs: int
     #: True when ``step`` validates actions against ``avail_actions`` (see ``check_actions``).
     checks_actions: bool = True
+    #: True when ``step_and_reset`` restarts single envs (what runner=continuous needs).
+    resets_single_envs: bool = False
 
     def get_env_info(self) -> Dict[str, Any]:
         """Return at least ``n_agents, n_actions, obs_shape, state_shape, episode_limit, n_enemies``
@@ -53,6 +66,11 @@ class BatchEnv:
     def step(self, actions: np.ndarray, active: Optional[np.ndarray] = None) -> StepOut:
         """Apply ``actions [n_envs, n_agents]`` to the envs flagged in ``active [n_envs]``."""
         raise NotImplementedError
+
+    def step_and_reset(self, actions: np.ndarray) -> ResetStepOut:
+        """Step all envs with ``actions [n_envs, n_agents]`` and restart the ended ones (see above)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restart single envs, which runner=continuous "
+                                  f"needs; use runner=parallel")
 
     def get_stats(self) -> Dict[str, float]:
         """Cumulative statistics of the episodes played so far (may be empty)."""
@@ -112,6 +130,7 @@ class LoopedBatchEnv(BatchEnv):
         self.envs = list(envs)
         self.n_envs = len(self.envs)
         self.checks_actions = self.envs[0].checks_actions if checks_actions is None else bool(checks_actions)
+        self.resets_single_envs = True  # each sub-env resets on its own
         self._last: Optional[Dict[str, np.ndarray]] = None
 
     def get_env_info(self) -> Dict[str, Any]:
@@ -148,6 +167,16 @@ class LoopedBatchEnv(BatchEnv):
             won[i], limit[i] = info["battle_won"][0], info["episode_limit"][0]
         nxt = {k: v.copy() for k, v in self._last.items()}
         return nxt, reward, terminated, {"battle_won": won, "episode_limit": limit}
+
+    def step_and_reset(self, actions: np.ndarray) -> ResetStepOut:
+        """Step all sub-envs, then ``reset()`` each one whose episode ended (its own next reset:
+        the same battles as ``SMAXBatchEnv.step_and_reset``)."""
+        nxt, reward, terminated, info = self.step(actions)
+        assert self._last is not None
+        for i in np.flatnonzero(terminated | info["episode_limit"]):
+            for k, v in self.envs[i].reset().items():
+                self._last[k][i] = v[0]
+        return nxt, reward, terminated, info, {k: v.copy() for k, v in self._last.items()}
 
     def get_stats(self) -> Dict[str, float]:
         total: Dict[str, float] = {}

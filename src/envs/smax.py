@@ -4,7 +4,9 @@ The allies are the learning agents; the enemies follow JaxMARL's heuristic polic
 (``HeuristicEnemySMAX``). All ``n_envs`` envs live in one process and are advanced by a
 single jitted, vmapped function that returns everything the runner needs (obs, state,
 avail actions, reward, terminated, won, time-out) in one call; the per-env PRNG keys stay
-inside JAX. ``step_env`` is used, so nothing auto-resets; ``reset()`` restarts all envs.
+inside JAX. ``step_env`` is used, so ``step`` never auto-resets; ``reset()`` restarts all
+envs, and ``step_and_reset`` steps them and restarts, in the same jitted call, the envs whose
+episode just ended (the continuous runner's step, src/runners/continuous_runner.py).
 
 Facts of SMAX 0.2.0 this adapter relies on (checked against the installed code):
 - Ally actions: 0-3 move (north, east, south, west), 4 stop, 5 + j attack enemy j.
@@ -28,15 +30,17 @@ to [0, 1]; SMAX's raw cooldown drifts negative without bound) and types by the n
 types - 1. ``state_last_action`` appends the allies' last actions one-hot (SMAC default),
 ``state_timestep_number`` appends step / episode_limit.
 
-Seeding (the same battles whatever the batch size): env ``i`` of a batch gets, at the
-``k``-th ``reset()`` after construction, the PRNG key
+Seeding (the same battles whatever the batch size): env ``i`` of a batch gets, at its
+``k``-th reset after construction (a ``reset()`` of all envs, or its own restart inside
+``step_and_reset``), the PRNG key
     fold_in(fold_in(PRNGKey(seed), k), first_env_index + i)
 and from then on splits its own key once per step; envs never share randomness. So env
 ``i`` of ``make_smax_batch(n_envs=N, seed=s)`` plays exactly the battles (obs, state,
 rewards, bit for bit, given the same actions) of env 0 of
 ``make_smax_batch(n_envs=1, seed=s, first_env_index=i)``, and of env ``i`` of any other
 batch with the same seed (``first_env_index`` = 0 is the default). In particular a batch of 1
-equals env 0 of a batch of 8.
+equals env 0 of a batch of 8, and env ``i``'s ``k``-th episode is the same battle whether the
+envs restart together (``reset``) or one by one (``step_and_reset``).
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from envs.batch_env import BatchEnv, LoopedBatchEnv, StepOut, check_actions
+from envs.batch_env import BatchEnv, LoopedBatchEnv, ResetStepOut, StepOut, check_actions
 
 # env_args accepted by make_smax_batch (besides map_name), with defaults.
 DEFAULT_ENV_ARGS: Dict[str, Any] = {
@@ -251,7 +255,8 @@ class _Compiled:
             packed = packed_outputs(obs, env_state, no_action, limit, [])
             return (key, env_state), packed
 
-        def step_one(carry, actions, active, limit, reward_factor):
+        def step_core(carry, actions, active, limit, reward_factor):
+            """One env step -> (new carry, packed row, episode over)."""
             key, env_state = carry
             new_key, step_key = jax.random.split(key)
             act = {a: actions[i] for i, a in enumerate(agents)}
@@ -269,11 +274,29 @@ class _Compiled:
             packed = packed_outputs(obs, new_state, actions, limit, [reward, flags])
             # inactive envs keep their state (their outputs are ignored by the caller)
             new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new_state, env_state)
-            return (new_key, new_state), packed
+            return (new_key, new_state), packed, (terminated | time_out) & active
+
+        def step_one(carry, actions, active, limit, reward_factor):
+            carry, packed, _ = step_core(carry, actions, active, limit, reward_factor)
+            return carry, packed
+
+        def step_reset_one(carry, actions, limit, reward_factor, root, n_reset, env_id):
+            """Step; if the episode ended, restart the env with its key of reset ``n_reset``.
+            Packed row: the step's row (obs after the step, state, avail, reward, flags), then
+            obs/state/avail to act on next (the new episode's first ones where it ended)."""
+            stepped, packed, done = step_core(carry, actions, True, limit, reward_factor)
+            key = jax.random.fold_in(jax.random.fold_in(root, n_reset), env_id)
+            fresh, first = reset_one(key, limit)
+            carry = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), fresh, stepped)
+            now = jnp.where(done, first, packed[:first.shape[0]])
+            return carry, jnp.concatenate([packed, now])
 
         self.cpu = jax.devices("cpu")[0]
         self.reset_fn = jax.jit(jax.vmap(reset_one, in_axes=(0, None)))
         self.step_fn = jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=(0,))
+        # compiled on its first call (only the continuous runner uses it)
+        self.step_reset_fn = jax.jit(jax.vmap(step_reset_one, in_axes=(0, 0, None, None, None, 0, 0)),
+                                     donate_argnums=(0,))
         # warm up: compile reset and step now, so the first real calls are fast
         keys = jax.device_put(jax.random.split(jax.random.PRNGKey(0), n_envs), self.cpu)
         limit, factor = np.int32(100), np.float32(1.0)
@@ -307,17 +330,16 @@ _COMPILED: Dict[Tuple[Any, ...], _Compiled] = {}
 _KEYS_FN: Dict[str, Any] = {}
 
 
-def _env_keys(root: Any, n_resets: int, env_ids: np.ndarray) -> Any:
-    """Per-env keys ``fold_in(fold_in(root, n_resets), env_id)`` for ``env_ids`` [n_envs] (jitted)."""
+def _env_keys(root: Any, n_resets: np.ndarray, env_ids: np.ndarray) -> Any:
+    """Per-env keys ``fold_in(fold_in(root, n_resets[i]), env_ids[i])``, both uint32 [n_envs] (jitted)."""
     if "fn" not in _KEYS_FN:
         jax = _import_jax()[0]
 
-        def keys(root_key, counter, ids):
-            base = jax.random.fold_in(root_key, counter)
-            return jax.vmap(lambda i: jax.random.fold_in(base, i))(ids)
+        def keys(root_key, counters, ids):
+            return jax.vmap(lambda c, i: jax.random.fold_in(jax.random.fold_in(root_key, c), i))(counters, ids)
 
         _KEYS_FN["fn"] = jax.jit(keys)
-    return _KEYS_FN["fn"](root, np.uint32(n_resets), env_ids)
+    return _KEYS_FN["fn"](root, np.asarray(n_resets, dtype=np.uint32), env_ids)
 
 
 def _enable_compile_cache(path: str) -> None:
@@ -337,6 +359,8 @@ _RUNTIME_KEYS = ("episode_limit", "reward_scale", "reward_scale_rate", "check_ac
 
 class SMAXBatchEnv(BatchEnv):
     """``n_envs`` SMAX battles against the heuristic enemy (contract: ``envs.batch_env``)."""
+
+    resets_single_envs = True
 
     def __init__(self, n_envs: int, seed: int, map_name: str = "3m", first_env_index: int = 0,
                  **env_args: Any) -> None:
@@ -367,7 +391,7 @@ class SMAXBatchEnv(BatchEnv):
         self._limit = np.int32(self.episode_limit)
         self._factor = np.float32(self.reward_factor)
         self.checks_actions = bool(cfg["check_actions"])
-        self._n_resets = 0
+        self._n_resets = np.zeros((self.n_envs,), dtype=np.uint32)  # resets so far, per env
         self.first_env_index = int(first_env_index)
         self._env_ids = np.arange(self.first_env_index, self.first_env_index + self.n_envs, dtype=np.uint32)
         self._root_key = self._jax.random.PRNGKey(self.seed)
@@ -389,7 +413,7 @@ class SMAXBatchEnv(BatchEnv):
         plays the same battles in a batch of any size (module docstring: Seeding)."""
         jax = self._jax
         keys = jax.device_put(_env_keys(self._root_key, self._n_resets, self._env_ids), self._c.cpu)
-        self._n_resets += 1
+        self._n_resets = self._n_resets + 1
         self._carry, packed = self._c.reset_fn(keys, self._limit)
         obs, state, avail, _ = self._unpack(np.asarray(packed))
         self._avail = avail
@@ -428,6 +452,39 @@ class SMAXBatchEnv(BatchEnv):
         info = {"battle_won": won, "episode_limit": time_out}
         return {"obs": obs, "state": state, "avail_actions": avail}, reward, terminated, info
 
+    def step_and_reset(self, actions: np.ndarray) -> ResetStepOut:
+        """Step every env and restart, in the same jitted call, those whose episode ended
+        (``terminated | episode_limit``) with their next reset key (module docstring: Seeding).
+        Returns ``step``'s outputs (``next`` holds the ended episodes' final observations) and
+        ``now``: obs/state/avail to act on next, the new episodes' first ones where one ended."""
+        if self._carry is None:
+            raise RuntimeError("SMAXBatchEnv.step_and_reset() called before reset() (or after close())")
+        if self.checks_actions:
+            acts = check_actions(actions, self._avail, None)
+        else:
+            acts = np.asarray(actions, dtype=np.int32)
+        self._carry, packed = self._c.step_reset_fn(self._carry, acts, self._limit, self._factor, self._root_key,
+                                                     self._n_resets, self._env_ids)
+        packed = np.asarray(packed)
+        split = packed.shape[1] - (self.n_agents * (self.obs_dim + self.n_actions) + self.state_dim)
+        obs, state, avail, rest = self._unpack(packed[:, :split])
+        now_obs, now_state, now_avail, _ = self._unpack(packed[:, split:])
+        reward = rest[:, 0].copy()
+        flags = rest[:, 1:5] > 0.5
+        terminated, won, time_out = flags[:, 0], flags[:, 1], flags[:, 2]
+        done = terminated | time_out
+        self._n_resets = self._n_resets + done.astype(np.uint32)
+        self._avail = now_avail
+        newly = done & ~self._ended
+        self._stats["battles_game"] += int(newly.sum())
+        self._stats["battles_won"] += int((won & newly).sum())
+        self._stats["battles_draw"] += int((flags[:, 3] & newly).sum())
+        self._stats["timeouts"] += int((time_out & newly).sum())
+        self._ended[:] = False  # every env now plays an episode
+        info = {"battle_won": won, "episode_limit": time_out}
+        now = {"obs": now_obs, "state": now_state, "avail_actions": now_avail}
+        return {"obs": obs, "state": state, "avail_actions": avail}, reward, terminated, info, now
+
     def _unpack(self, packed: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Split packed float32 rows [n_envs, row] into obs, state, avail (uint8) and the rest."""
         n, na = self.n_envs, self.n_agents
@@ -447,17 +504,60 @@ class SMAXBatchEnv(BatchEnv):
         return s
 
     def state_dict(self) -> Dict[str, Any]:
-        """Between episodes the battles to come depend only on the reset counter: it and the
-        episode counts are the whole state (for checkpoints; the compiled functions are rebuilt)."""
-        return {"n_resets": int(self._n_resets), "stats": dict(self._stats)}
+        """For checkpoints (plain data and tensors; the compiled functions are rebuilt): the
+        per-env reset counters (``n_resets`` int list [n_envs]: between episodes the battles to
+        come depend only on them), the episode counts, and for episodes in flight (the
+        continuous runner's) the JAX carry (per-env keys and SMAX states, as tensors) with the
+        avail actions to check the next actions against; ``carry`` is None before any reset."""
+        carry = None
+        if self._carry is not None:
+            carry = [_to_tensor(np.asarray(leaf)) for leaf in self._jax.tree_util.tree_leaves(self._carry)]
+        return {"n_resets": [int(k) for k in self._n_resets], "stats": dict(self._stats), "carry": carry,
+                "avail": None if self._avail is None else _to_tensor(self._avail),
+                "ended": _to_tensor(self._ended.copy())}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restore ``state_dict()``; the next ``reset()`` plays the battles it would have played."""
-        self._n_resets = int(state["n_resets"])
+        """Restore ``state_dict()``: the next ``reset()`` plays the battles it would have played,
+        and episodes in flight continue where they were (an int ``n_resets``, as older
+        checkpoints hold, applies to every env)."""
+        n_resets = state["n_resets"]
+        if isinstance(n_resets, int):
+            n_resets = [n_resets] * self.n_envs
+        if len(n_resets) != self.n_envs:
+            raise ValueError(f"the saved SMAX state holds {len(n_resets)} envs, this batch {self.n_envs}: "
+                             f"resume with the same batch_size_run.")
+        self._n_resets = np.asarray(n_resets, dtype=np.uint32)
         self._stats = {k: int(v) for k, v in state["stats"].items()}
+        if state.get("carry") is not None:
+            jax = self._jax
+            keys = jax.device_put(_env_keys(self._root_key, self._n_resets, self._env_ids), self._c.cpu)
+            template, _ = self._c.reset_fn(keys, self._limit)  # the carry's structure, shapes and dtypes
+            leaves, treedef = jax.tree_util.tree_flatten(template)
+            saved = [_from_tensor(t) for t in state["carry"]]
+            if len(saved) != len(leaves) or any(a.shape != np.shape(b) for a, b in zip(saved, leaves)):
+                raise ValueError("the saved SMAX state does not fit this env (another map, env_args or "
+                                 "batch_size_run): resume with the checkpoint's settings.")
+            self._carry = jax.device_put(jax.tree_util.tree_unflatten(
+                treedef, [a.astype(np.asarray(b).dtype) for a, b in zip(saved, leaves)]), self._c.cpu)
+            self._avail = _from_tensor(state["avail"]) if state.get("avail") is not None else None
+            if state.get("ended") is not None:
+                self._ended = _from_tensor(state["ended"]).astype(bool)
 
     def close(self) -> None:
         self._carry = None
+
+
+def _to_tensor(a: np.ndarray) -> Any:
+    """A numpy array as a torch tensor for ``weights_only`` checkpoints (uint32 -> int64)."""
+    import torch
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.uint32:
+        a = a.astype(np.int64)
+    return torch.from_numpy(a.copy())
+
+
+def _from_tensor(t: Any) -> np.ndarray:
+    return t.detach().cpu().numpy()
 
 
 def make_smax_batch(n_envs: int, seed: int, map_name: str = "3m", first_env_index: int = 0,

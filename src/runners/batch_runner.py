@@ -2,7 +2,8 @@
 
 The runner resets the controller's hidden state once per episode and threads it one step per
 environment step (``mac.act``). Environments that finish early stop being stepped; the batch
-ends when all have finished.
+ends when all have finished (lockstep: ``runner=parallel`` / ``episode``; ``runner=continuous``,
+src/runners/continuous_runner.py, restarts finished envs at once instead).
 """
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ class BatchRunner:
 
     def __init__(self, args: Any, logger: Any, n_envs: int) -> None:
         self.args, self.logger, self.n_envs = args, logger, int(n_envs)
-        make_env = lookup(ENV_REGISTRY, args.env, "env")
-        self.env = make_env(n_envs=self.n_envs, seed=args.seed, **args.env_args)
+        self.env = self._make_env()
         self.env_info: Dict[str, Any] = self.env.get_env_info()
         self.episode_limit = int(self.env_info["episode_limit"])
         self.t_env = 0
@@ -30,6 +30,15 @@ class BatchRunner:
         self.train_stats: Dict[str, List[float]] = {"return": [], "battle_won": [], "ep_length": []}
         self.test_stats: Dict[str, List[float]] = {"return": [], "battle_won": [], "ep_length": []}
         self.last_log_t = -args.runner_log_interval - 1
+
+    def _make_env(self, env_index_offset: int = 0) -> Any:
+        """Build ``n_envs`` envs of ``args.env``; ``env_index_offset`` > 0 shifts their place in
+        the seed's stream (``first_env_index``: other battles from the same seed)."""
+        make_env = lookup(ENV_REGISTRY, self.args.env, "env")
+        env_args = dict(self.args.env_args)
+        if env_index_offset:
+            env_args["first_env_index"] = int(env_args.get("first_env_index", 0)) + int(env_index_offset)
+        return make_env(n_envs=self.n_envs, seed=self.args.seed, **env_args)
 
     def setup(self, mac: Any) -> None:
         self.mac = mac
@@ -39,12 +48,16 @@ class BatchRunner:
 
     def run(self, test_mode: bool = False) -> EpisodeBatch:
         """Play one episode in every env; training episodes advance ``t_env``."""
+        return self._play_lockstep(self.env, test_mode)
+
+    def _play_lockstep(self, env: Any, test_mode: bool) -> EpisodeBatch:
+        """One episode in every env of ``env``, all starting together (``run``'s body)."""
         info = self.env_info
         n, n_agents, n_actions = self.n_envs, info["n_agents"], info["n_actions"]
         batch = EpisodeBatch.zeros(n, self.episode_limit, n_agents, info["obs_shape"], info["state_shape"], n_actions)
         # numpy views of the batch's CPU tensors: per-step writes stay cheap numpy indexing
         buf = {k: v.numpy() for k, v in batch.as_dict().items()}
-        data = self.env.reset()
+        data = env.reset()
         self.mac.init_hidden(n)
         device = self.args.device
         active = np.ones(n, dtype=bool)
@@ -60,7 +73,7 @@ class BatchRunner:
             actions = self.mac.act(obs.to(device), last_onehot, torch.from_numpy(avail).to(device),
                                    self.t_env, test_mode)
             actions_np = actions.cpu().numpy()
-            data, reward, terminated, step_info = self.env.step(actions_np, active)
+            data, reward, terminated, step_info = env.step(actions_np, active)
             buf["actions"][active, t] = actions_np[active]
             buf["reward"][active, t] = reward[active]
             buf["terminated"][active, t] = terminated[active]
@@ -75,17 +88,22 @@ class BatchRunner:
             if not active.any():
                 break
         lengths = buf["filled"].sum(axis=1).astype(np.int64)
+        self._record(returns, won, lengths, test_mode)
+        return batch.truncate(max(int(lengths.max()), 1))
+
+    def _record(self, returns: np.ndarray, won: np.ndarray, lengths: np.ndarray, test_mode: bool) -> None:
+        """Count the finished episodes' steps into ``t_env`` (training only), keep their return,
+        win and length [episodes] for the next log, and log when ``runner_log_interval`` is due."""
         if not test_mode:
             self.t_env += int(lengths.sum())
         stats = self.test_stats if test_mode else self.train_stats
-        stats["return"].extend(returns.tolist())
-        stats["battle_won"].extend(won.astype(float).tolist())
-        stats["ep_length"].extend(lengths.tolist())
+        stats["return"].extend(np.asarray(returns, dtype=np.float64).tolist())
+        stats["battle_won"].extend(np.asarray(won).astype(float).tolist())
+        stats["ep_length"].extend(np.asarray(lengths).astype(np.int64).tolist())
         if not test_mode and self.t_env - self.last_log_t >= self.args.runner_log_interval:
             self.log_stats(self.train_stats, "")
             self.logger.log_stat("epsilon", self.mac.selector.epsilon, self.t_env)
             self.last_log_t = self.t_env
-        return batch.truncate(max(int(lengths.max()), 1))
 
     def state_dict(self) -> Dict[str, Any]:
         """What resuming needs between ``run`` calls: ``t_env``, the log timer, the not yet

@@ -316,3 +316,73 @@ def test_env_i_plays_the_same_battles_in_any_batch_size(env3m, request):
     assert not np.array_equal(other.reset()["obs"][0], in_batch[0][0][0][0])  # another seed differs
     with pytest.raises(ValueError, match="first_env_index"):
         make_smax_batch(1, seed=5, map_name="3m", first_env_index=-1)
+
+
+def record_continuous(env, n_episodes: int, action_seed: int = 0):
+    """As ``record``, but with ``step_and_reset``: every env steps every time and restarts as
+    soon as its episode ends, until each env finished ``n_episodes`` (later ones are dropped).
+    Env j draws its actions from rng(action_seed, j), one draw per step, as in ``record``."""
+    n = env.n_envs
+    rngs = [np.random.default_rng([action_seed, j]) for j in range(n)]
+    trajs = [[] for _ in range(n)]
+    now = env.reset()
+    eps = [[(now["obs"][j], now["state"][j], now["avail_actions"][j])] for j in range(n)]
+    while min(len(t) for t in trajs) < n_episodes:
+        acts = np.stack([random_actions(rngs[j], now["avail_actions"][j:j + 1])[0] for j in range(n)])
+        out, r, t, info, now = env.step_and_reset(acts)
+        for j in range(n):
+            eps[j].append((out["obs"][j], out["state"][j], out["avail_actions"][j], r[j], t[j],
+                           info["episode_limit"][j]))
+            if t[j] or info["episode_limit"][j]:
+                trajs[j].append(eps[j])
+                eps[j] = [(now["obs"][j], now["state"][j], now["avail_actions"][j])]
+            else:  # envs that go on act on their step's observations
+                np.testing.assert_array_equal(now["obs"][j], out["obs"][j])
+    return [tr[:n_episodes] for tr in trajs]
+
+
+def test_step_and_reset_restarts_each_env_with_its_next_battle(env3m):
+    """Env i's k-th episode is the same battle whether the envs restart together (reset) or one
+    by one (step_and_reset): same obs, state, avail, rewards and flags; the ended episode's
+    final observation comes in ``next``, the new episode's first in ``now``."""
+    lock = make_smax_batch(N_ENVS, seed=5, map_name="3m", episode_limit=30)  # share env3m's compile
+    cont = make_smax_batch(N_ENVS, seed=5, map_name="3m", episode_limit=30)
+    expected, got = record(lock, 3), record_continuous(cont, 3)
+    for j in range(N_ENVS):
+        assert_same_episodes(expected[j], got[j])
+    assert len({len(ep) for tr in got for ep in tr}) > 1  # episodes of different lengths
+    assert cont.get_stats()["battles_game"] >= 3 * N_ENVS
+    assert min(cont.state_dict()["n_resets"]) >= 4  # per-env counters: 1 reset() + 3 restarts at least
+
+
+def test_state_dict_continues_episodes_in_flight(env3m):
+    """A fresh env restored (through a weights_only save) from a mid-episode ``state_dict``
+    steps exactly as the original: keys, SMAX states, avail actions, reset counters."""
+    import io
+
+    import torch
+    a = make_smax_batch(N_ENVS, seed=8, map_name="3m", episode_limit=20)
+    b = make_smax_batch(N_ENVS, seed=8, map_name="3m", episode_limit=20)
+    rng = np.random.default_rng(0)
+    now = a.reset()
+    for _ in range(13):  # mid-episode in every env (and some restarted: limit 20 after the next steps)
+        now = a.step_and_reset(random_actions(rng, now["avail_actions"]))[4]
+    blob = io.BytesIO()
+    torch.save(a.state_dict(), blob)
+    blob.seek(0)
+    b.load_state_dict(torch.load(blob, weights_only=True))
+    for _ in range(30):
+        acts = random_actions(rng, now["avail_actions"])
+        out_a, out_b = a.step_and_reset(acts), b.step_and_reset(acts)
+        for x, y in zip(out_a, out_b):
+            if isinstance(x, dict):
+                for k in x:
+                    np.testing.assert_array_equal(x[k], y[k])
+            else:
+                np.testing.assert_array_equal(x, y)
+        now = out_a[4]
+    assert a.get_stats() == b.get_stats() and a.state_dict()["n_resets"] == b.state_dict()["n_resets"]
+    state = a.state_dict()
+    state["n_resets"] = state["n_resets"][:2]
+    with pytest.raises(ValueError, match="batch_size_run"):
+        b.load_state_dict(state)

@@ -244,13 +244,16 @@ class StepCountAgent(torch.nn.Module):
         return torch.zeros(b, a, self.n_actions), hidden + 1
 
 
-def test_hidden_state_is_reset_at_each_episode_start_and_carried_within(request):
-    """Catches a runner that does not call ``mac.init_hidden`` per episode (the toy agent sees
+@pytest.mark.parametrize("kind", ["parallel", "continuous"])
+def test_hidden_state_is_reset_at_each_episode_start_and_carried_within(request, kind):
+    """Catches a runner that does not reset the hidden state per episode (the toy agent sees
     its count from the last episode at the next episode's first step) and one that resets or
     drops the hidden state within an episode (count 0 at a later step). Three training runs of
-    4 envs with random actions (epsilon 1): several episode starts per env."""
+    4 envs with random actions (epsilon 1): several episode starts per env. The continuous
+    runner restarts envs one by one (rows stay the env's rows), so it must reset single rows."""
+    from runners.continuous_runner import ContinuousRunner
     args = make_args(request, seed=5)
-    probe = BatchRunner(args, StubLogger(), n_envs=N_ENVS)
+    probe = {"parallel": BatchRunner, "continuous": ContinuousRunner}[kind](args, StubLogger(), n_envs=N_ENVS)
     info = probe.env_info
     args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
     mac = BasicMAC(info, args)
