@@ -14,23 +14,39 @@ stopping each run when it first reaches the level:
     python benchmarks/marl_learning.py --agents rnn --seeds 1 --t-max 400000 --tag speed_to_win_3m \
         --variant before mac_unroll=stepwise env_args.vectorized=False --variant after \
         --stop-at-level
+
+**Resumable grids** (``--resume``). Each (agent, map, seed[, variant]) trains under its own folder
+``<work>/<tag>/<map>_<label>_s<seed>`` (sacred records and models). Every run saves checkpoints
+(``save_model=True``, ``save_model_interval`` = ``--save-model-interval``, default t_max: only the
+last one). ``--deadline-s`` sends SIGTERM: the run saves a last checkpoint with its replay buffer at
+the next safe point and stops (``--stop-grace-s`` later it is killed). Given again with ``--resume``,
+the same command reuses finished runs (COMPLETED record with the same config), continues an
+unfinished run from its newest complete checkpoint holding the replay (``checkpoint_path=``, an
+exact resume) and starts the rest from step 0. The records of all parts of a run are joined into
+one curve by ``src/results.py`` (``join_resumed``). Replays are removed from checkpoints once no
+longer needed (a finished run keeps its networks for the energy table; ``--keep-final-buffer``
+keeps its replay). ``--buffer-sizes MAP=N,...`` sets ``buffer_size`` per map (memory; see
+``benchmarks/grsn_tables.py memory``).
 """
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from report import write_report  # noqa: E402  (benchmarks/report.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(ROOT, "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+# the curves stored per run in <tag>.json (grsn_tables.py reads them)
+CURVE_KEYS = ("test_battle_won_mean", "test_return_mean", "test_ep_length_mean", "spike_rate_mean", "elapsed_s")
 
 
 def steps_to_reach(ts: List[int], values: List[float], level: float) -> Optional[int]:
@@ -41,18 +57,132 @@ def steps_to_reach(ts: List[int], values: List[float], level: float) -> Optional
     return None
 
 
-def read_run(sacred_root: str) -> Dict[str, Any]:
-    """The info.json and config.json of the single sacred run under ``sacred_root``."""
-    infos = sorted(glob.glob(os.path.join(sacred_root, "**", "info.json"), recursive=True),
-                   key=lambda p: int(os.path.basename(os.path.dirname(p))))  # newest sacred id last
-    if not infos:
-        raise FileNotFoundError(f"no sacred info.json under {sacred_root}")
-    run_dir = os.path.dirname(infos[-1])
-    with open(infos[-1]) as f:
-        info = json.load(f)
-    with open(os.path.join(run_dir, "run.json")) as f:
-        status = json.load(f)["status"]
-    return {"info": info, "status": status, "run_dir": run_dir}
+def read_experiment(root: str) -> Optional[Any]:
+    """The newest training run under ``root`` with the runs that resumed it, joined into one
+    curve by ``results.join_resumed`` (a ``results.Experiment``); None when there is none."""
+    import datetime
+
+    import results
+
+    if not os.path.isdir(root):
+        return None
+    runs = [r for r in results.load_runs([root]) if not r.failed_start and not r.evaluate_only]
+    if not runs:
+        return None
+    return max(results.join_resumed(runs),
+               key=lambda e: max((s.start_time or datetime.datetime.min, s.path) for s in e.segments))
+
+
+def info_of(experiment: Any) -> Dict[str, List[float]]:
+    """The joined curves as an info.json-like dict: ``{key: values, key + "_T": steps}``."""
+    info: Dict[str, List[float]] = {}
+    for key, (steps, values) in experiment.curves.items():
+        info[key] = [float(v) for v in values]
+        info[key + "_T"] = [int(t) for t in steps]
+    return info
+
+
+def expected_config(cmd: List[str]) -> Dict[str, Any]:
+    """The config ``src/main.py`` builds from ``cmd`` (``[python, main.py, --config=..., ...]``)."""
+    from main import finalize_config
+    from utils.config import build_config, parse_command_line
+
+    alg, env, overrides = parse_command_line(cmd[2:])
+    return finalize_config(build_config(alg, env, overrides))
+
+
+def config_differences(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
+    """``key: stored -> wanted`` for every training key (``results.identity``: bookkeeping keys
+    left out) set in both configs with different values. Keys present in one config only (a key
+    added to the project after the run) are not differences."""
+    import results
+
+    a, b = results.identity(stored), results.identity(wanted)
+    return [f"{k}: {a[k]} -> {b[k]}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+
+
+def model_dir_of(segment: Any) -> Optional[str]:
+    """The model folder a sacred run saved its checkpoints into (None if unknown)."""
+    root = segment.config.get("local_results_path")
+    return os.path.join(root, "models", segment.model_token) if root and segment.model_token else None
+
+
+def resumable(model_dir: Optional[str]) -> Optional[str]:
+    """The newest complete step folder under ``model_dir`` if it holds the replay buffer (an
+    exact resume), else None."""
+    from utils.checkpoint import CheckpointError, find_checkpoint, has_part
+
+    if not model_dir or not os.path.isdir(model_dir):
+        return None
+    try:
+        step_dir, _ = find_checkpoint(model_dir)
+    except (FileNotFoundError, CheckpointError):
+        return None
+    return step_dir if has_part(step_dir, "buffer") else None
+
+
+def plan_job(job: Dict[str, Any], resume: bool) -> None:
+    """Decide how ``job`` runs: ``job["plan"]`` = ``reuse`` (a COMPLETED run with the same config
+    is there), ``resume`` (``--resume`` and an unfinished run with the same config left a
+    checkpoint holding its replay: ``job["resume_from"]`` = its model folder) or ``fresh``."""
+    job["plan"], job["resume_from"] = "fresh", None
+    exp = read_experiment(job["root"])
+    if exp is None:
+        return
+    diff = config_differences(exp.config, expected_config(job["cmd"]))
+    if diff:
+        job["note"] = f"the stored run has another config ({'; '.join(diff[:4])}): starting again"
+    elif exp.status == "COMPLETED":
+        job["plan"] = "reuse"
+    elif resume:
+        model_dir = model_dir_of(exp.segments[-1])
+        if resumable(model_dir):
+            job["plan"], job["resume_from"] = "resume", model_dir
+        else:
+            job["note"] = f"unfinished ({exp.status}) without a checkpoint holding its replay: starting again"
+
+
+def drop_spent_buffers(root: str, keep_final: bool = False) -> int:
+    """Remove the replay from checkpoints no longer needed to resume: those of every run a later
+    run resumed from, and (unless ``keep_final``) those of a finished run. Returns bytes freed."""
+    from utils.checkpoint import drop_part
+
+    exp = read_experiment(root)
+    if exp is None:
+        return 0
+    spent = list(exp.segments[:-1]) + ([exp.segments[-1]] if exp.status == "COMPLETED" and not keep_final else [])
+    freed = 0
+    for seg in spent:
+        model_dir = model_dir_of(seg)
+        if not model_dir or not os.path.isdir(model_dir):
+            continue
+        for step in os.listdir(model_dir):
+            step_dir = os.path.join(model_dir, step)
+            if step.isdigit() and os.path.exists(os.path.join(step_dir, "manifest.json")):
+                freed += drop_part(step_dir, "buffer")
+    return freed
+
+
+def run_record(job: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """One run's joined record for the report: its info-like curves, status, training wall time
+    (``wall_time_s`` of a finished run, else ``elapsed_s`` at its last test), segments and the
+    model folder of its last part (trained checkpoint for the energy table)."""
+    exp = read_experiment(job["root"])
+    if exp is None:
+        return None
+    info = info_of(exp)
+    if not info.get("test_battle_won_mean"):
+        return None
+    if exp.status == "COMPLETED" and info.get("wall_time_s"):
+        wall = info["wall_time_s"][-1]
+    elif info.get("elapsed_s"):
+        wall = info["elapsed_s"][-1]
+    else:
+        wall = float(job.get("wall_time_s", float("nan")))
+    return {"info": info, "status": exp.status, "truncated": exp.status != "COMPLETED", "wall_time_s": wall,
+            "seed": job["seed"], "segments": [seg.path for seg in exp.segments],
+            "model_dir": model_dir_of(exp.segments[-1]), "t_max": exp.config.get("t_max"),
+            "buffer_size": exp.config.get("buffer_size")}
 
 
 def wall_time_to_reach(info: Dict[str, Any], level: float) -> Optional[float]:
@@ -92,39 +222,23 @@ def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
     }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="qmix")
-    p.add_argument("--agents", default="rnn,grsn")
-    p.add_argument("--maps", default="3m")
-    p.add_argument("--seeds", default="1,2,3")
-    p.add_argument("--t-max", type=int, default=200000)
-    p.add_argument("--test-interval", type=int, default=10000)
-    p.add_argument("--parallel", type=int, default=2, help="runs at a time")
-    p.add_argument("--deadline-s", type=float, default=0.0,
-                   help="> 0: interrupt (SIGINT) runs still going after this many seconds and report the "
-                        "curve they reached (marked truncated)")
-    p.add_argument("--level", type=float, default=0.9, help="win rate whose first crossing is reported")
-    p.add_argument("--tag", default="marl_learning")
-    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
-    p.add_argument("--work", default=os.path.join(ROOT, "results", "bench"))
-    p.add_argument("--variant", nargs="+", action="append", default=None, metavar="NAME_THEN_KEY=VALUE",
-                   help="a named set of extra overrides (repeatable): every run is done once per variant")
-    p.add_argument("--stop-at-level", action="store_true",
-                   help="stop each run at its first test reaching --level (stop_at_test_win_rate)")
-    p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
-    a = p.parse_args(argv)
-    variants = [(v[0], v[1:]) for v in a.variant] if a.variant else [("", [])]
-    for name, overrides in variants:
-        bad = [o for o in overrides if "=" not in o]
-        if "=" in name or bad:
-            p.error(f"--variant takes a name then KEY=VALUE overrides, got {[name] + overrides}")
-    extra = [w for w in a.with_args if w != "with"]
-    if a.stop_at_level:
-        extra.append(f"stop_at_test_win_rate={a.level}")
+def parse_buffer_sizes(text: str) -> Dict[str, int]:
+    """``"8m=5000,MMM2=2000"`` -> ``{"8m": 5000, "MMM2": 2000}`` (ValueError naming the bad item)."""
+    out: Dict[str, int] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if not name or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--buffer-sizes takes MAP=EPISODES items (e.g. 8m=5000,MMM2=2000), got '{item}'")
+        out[name] = int(value)
+    return out
 
-    jobs = []
-    groups = []  # (map, label) in table order; label = agent or agent/variant
+
+def build_jobs(a: argparse.Namespace, variants: List[Any], extra: List[str],
+               buffer_sizes: Dict[str, int]) -> Tuple[List[Dict[str, Any]], List[Tuple[str, str]]]:
+    """One job per (map, agent, variant, seed): its folder and its ``src/main.py`` command; and the
+    (map, label) groups in table order (label = agent or agent/variant)."""
+    save_interval = a.save_model_interval if a.save_model_interval > 0 else a.t_max
+    jobs, groups = [], []
     for m in a.maps.split(","):
         for agent in a.agents.split(","):
             for vname, overrides in variants:
@@ -135,37 +249,105 @@ def main(argv: Optional[List[str]] = None) -> int:
                     cmd = [sys.executable, os.path.join(ROOT, "src", "main.py"), f"--config={a.config}",
                            "--env-config=smax", "with", f"agent={agent}", f"env_args.map_name={m}",
                            f"seed={seed}", f"t_max={a.t_max}", f"test_interval={a.test_interval}",
-                           f"log_interval={a.test_interval * 5}", "save_model=False",
-                           f"local_results_path={root}", *extra, *overrides]
+                           f"log_interval={a.test_interval * 5}", "save_model=True",
+                           f"save_model_interval={save_interval}", f"local_results_path={root}",
+                           *([f"buffer_size={buffer_sizes[m]}"] if m in buffer_sizes else []), *extra, *overrides]
                     jobs.append({"map": m, "agent": label, "seed": int(seed), "root": root, "cmd": cmd})
+    return jobs, groups
 
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="qmix")
+    p.add_argument("--agents", default="rnn,grsn")
+    p.add_argument("--maps", default="3m")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--t-max", type=int, default=200000)
+    p.add_argument("--test-interval", type=int, default=10000)
+    p.add_argument("--parallel", type=int, default=2, help="runs at a time")
+    p.add_argument("--deadline-s", type=float, default=0.0,
+                   help="> 0: after this many seconds send SIGTERM to the runs still going (each saves a last "
+                        "checkpoint with its replay and stops; marked truncated), start no more runs")
+    p.add_argument("--stop-grace-s", type=float, default=900.0,
+                   help="seconds a run may take to save and exit after the deadline's SIGTERM before it is killed")
+    p.add_argument("--resume", action="store_true",
+                   help="continue unfinished runs from their newest checkpoint holding the replay (finished runs "
+                        "with the same config are always reused)")
+    p.add_argument("--save-model-interval", type=int, default=0,
+                   help="env steps between periodic checkpoints (networks only); 0: t_max (only the last one)")
+    p.add_argument("--keep-final-buffer", action="store_true",
+                   help="keep the replay in a finished run's last checkpoint (default: removed to save disk)")
+    p.add_argument("--buffer-sizes", default="", metavar="MAP=N,...",
+                   help="buffer_size (episodes) per map, e.g. MMM2=2000 (others: the config's)")
+    p.add_argument("--level", type=float, default=0.9, help="win rate whose first crossing is reported")
+    p.add_argument("--tag", default="marl_learning")
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--work", default=os.path.join(ROOT, "results", "bench"))
+    p.add_argument("--variant", nargs="+", action="append", default=None, metavar="NAME_THEN_KEY=VALUE",
+                   help="a named set of extra overrides (repeatable): every run is done once per variant")
+    p.add_argument("--stop-at-level", action="store_true",
+                   help="stop each run at its first test reaching --level (stop_at_test_win_rate)")
+    p.add_argument("--dry-run", action="store_true", help="print each run's plan (reuse/resume/fresh) and stop")
+    p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
+    a = p.parse_args(argv)
+    variants = [(v[0], v[1:]) for v in a.variant] if a.variant else [("", [])]
+    for name, overrides in variants:
+        bad = [o for o in overrides if "=" not in o]
+        if "=" in name or bad:
+            p.error(f"--variant takes a name then KEY=VALUE overrides, got {[name] + overrides}")
+    try:
+        buffer_sizes = parse_buffer_sizes(a.buffer_sizes)
+    except ValueError as exc:
+        p.error(str(exc))
+    extra = [w for w in a.with_args if w != "with"]
+    fixed = {"save_model", "save_model_interval", "local_results_path", "checkpoint_path", "seed", "agent",
+             "t_max", "test_interval"}
+    clash = [w for w in extra + [o for _, ov in variants for o in ov] if w.split("=", 1)[0] in fixed]
+    if clash:
+        p.error(f"{clash} are set by the benchmark itself (use --t-max, --seeds, --agents, "
+                f"--save-model-interval, ...); drop them")
+    if a.stop_at_level:
+        extra.append(f"stop_at_test_win_rate={a.level}")
+    a.work = os.path.abspath(a.work)
+
+    jobs, groups = build_jobs(a, variants, extra, buffer_sizes)
     pending = []
-    for job in jobs:  # resume: a run that already completed under its folder is read, not re-run
-        try:
-            done = read_run(job["root"])
-        except FileNotFoundError:
-            done = None
-        if done is not None and done["status"] == "COMPLETED":
-            job["wall_time_s"] = done["info"].get("wall_time_s", [float("nan")])[-1]
-            job["reused"] = True
-        else:
+    for job in jobs:
+        plan_job(job, a.resume)
+        if job["plan"] == "resume":
+            job["cmd"] = job["cmd"] + [f"checkpoint_path={job['resume_from']}"]
+        if job["plan"] != "reuse":
             pending.append(job)
+        print(f"{job['map']} {job['agent']} seed {job['seed']}: {job['plan']}"
+              + (f" from {job['resume_from']}" if job["resume_from"] else "")
+              + (f" ({job['note']})" if job.get("note") else ""), flush=True)
+    if a.dry_run:
+        return 0
     running: List[Dict[str, Any]] = []
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.time()
     while pending or running:
         if a.deadline_s > 0 and time.time() - t0 > a.deadline_s:
-            for job in running:
-                if job["proc"].poll() is None and not job.get("interrupted"):
-                    job["proc"].send_signal(signal.SIGINT)
-                    job["interrupted"] = True
             pending.clear()
+            for job in running:
+                if job["proc"].poll() is not None:
+                    continue
+                if not job.get("interrupted"):  # SIGTERM: save a last checkpoint (with the replay), stop
+                    job["proc"].send_signal(signal.SIGTERM)
+                    job["interrupted"] = time.time()
+                    print(f"deadline: SIGTERM to {job['map']} {job['agent']} seed {job['seed']}", flush=True)
+                elif time.time() - job["interrupted"] > a.stop_grace_s and not job.get("killed"):
+                    job["proc"].kill()
+                    job["killed"] = True
+                    print(f"run {job['map']} {job['agent']} seed {job['seed']} did not stop within "
+                          f"{a.stop_grace_s:.0f} s of SIGTERM: killed (it resumes from its newest complete "
+                          f"checkpoint, if that holds a replay)", file=sys.stderr, flush=True)
         while pending and len(running) < a.parallel:
             job = pending.pop(0)
             os.makedirs(job["root"], exist_ok=True)
-            job["log"] = open(os.path.join(job["root"], "stdout.log"), "w")
+            job["log"] = open(os.path.join(job["root"], "stdout.log"), "a")
             job["start"] = time.time()
-            # a background shell starts children with SIGINT ignored; restore it so --deadline-s works
+            # a background shell starts children with SIGINT ignored; restore it so Ctrl-C reaches them
             job["proc"] = subprocess.Popen(job["cmd"], stdout=job["log"], stderr=subprocess.STDOUT, env=env,
                                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             running.append(job)
@@ -175,35 +357,33 @@ def main(argv: Optional[List[str]] = None) -> int:
                 job["wall_time_s"] = time.time() - job["start"]
                 job["log"].close()
                 running.remove(job)
+                freed = drop_spent_buffers(job["root"], a.keep_final_buffer)
                 print(f"done {job['map']} {job['agent']} seed {job['seed']} rc={job['proc'].returncode} "
-                      f"in {job['wall_time_s']:.0f}s", flush=True)
+                      f"in {job['wall_time_s']:.0f}s" + (f" (freed {freed / 2**20:.0f} MiB of replay)" if freed
+                                                         else ""), flush=True)
 
     results: Dict[str, Any] = {"config": vars(a), "groups": {}}
     lines = [f"| map | agent | seeds | final test win % | final test return | seeds reaching {a.level:.0%} | "
              f"median steps to {a.level:.0%} | median wall time to {a.level:.0%} (s) | env steps reached | "
-             f"wall time / run (s) | training s per 10k env steps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"training wall time / run (s) | training s per 10k env steps | unfinished runs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, agent in groups:
-        group = [j for j in jobs if j["map"] == m and j["agent"] == agent]
         runs = []
-        for j in group:
-            failed = "proc" in j and j["proc"].returncode != 0 and not j.get("interrupted")
-            if failed or ("proc" not in j and not j.get("reused")):
-                print(f"run failed: {j['cmd']} (see {j['root']}/stdout.log)", file=sys.stderr)
-                continue
-            run = read_run(j["root"])
-            run["wall_time_s"] = j["wall_time_s"]
-            run["truncated"] = bool(j.get("interrupted"))
-            run["seed"] = j["seed"]
-            if not run["info"].get("test_battle_won_mean"):
-                continue
-            runs.append(run)
+        for j in (j for j in jobs if j["map"] == m and j["agent"] == agent):
+            if "proc" in j and j["proc"].returncode != 0 and not j.get("interrupted"):
+                print(f"run failed: {' '.join(j['cmd'])} (see {j['root']}/stdout.log)", file=sys.stderr)
+            run = run_record(j)
+            if run is not None:
+                runs.append(run)
         if not runs:
             continue
         s = summarise(runs, a.level)
-        s["curves"] = [{"seed": r["seed"], "T": r["info"]["test_battle_won_mean_T"],
-                        "test_battle_won_mean": r["info"]["test_battle_won_mean"],
-                        "test_return_mean": r["info"]["test_return_mean"]} for r in runs]
+        s["runs"] = [{k: r[k] for k in ("seed", "status", "segments", "model_dir", "t_max", "buffer_size",
+                                        "wall_time_s")} for r in runs]
+        s["curves"] = [dict({"seed": r["seed"], "T": r["info"]["test_battle_won_mean_T"]},
+                            **{k: r["info"][k] for k in CURVE_KEYS if k in r["info"]},
+                            **{k + "_T": r["info"][k + "_T"] for k in CURVE_KEYS if k in r["info"]})
+                       for r in runs]
         results["groups"][f"{m}/{agent}"] = s
         med = "-" if s["median_steps_to_level"] is None else f"{s['median_steps_to_level']:.0f}"
         med_wall = "-" if s["median_wall_s_to_level"] is None else f"{s['median_wall_s_to_level']:.0f}"
@@ -211,7 +391,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         lines.append(f"| {m} | {agent} | {s['n_seeds']} | {100 * s['final_test_win_mean']:.1f} ± "
                      f"{100 * s['final_test_win_std']:.1f} | {s['final_test_return_mean']:.2f} ± "
                      f"{s['final_test_return_std']:.2f} | {s['seeds_reaching_level']}/{s['n_seeds']} | {med} | {med_wall} | "
-                     f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} | {per_10k} |")
+                     f"{min(s['final_T'])}-{max(s['final_T'])} | {s['wall_time_s_mean']:.0f} | {per_10k} | "
+                     f"{s['truncated_runs']} |")
     write_report(a.out, a.tag, results, "\n".join(lines))
     return 0 if all(j.get("interrupted") or j["proc"].returncode == 0 for j in jobs if "proc" in j) else 1
 

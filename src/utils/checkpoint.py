@@ -222,6 +222,26 @@ def find_checkpoint(checkpoint_path: str, load_step: int = 0,
                           f"are incomplete; see the lines above).")
 
 
+def drop_part(step_dir: str, name: str) -> int:
+    """Remove part ``name`` (e.g. a finished run's replay ``buffer``) from a complete step folder.
+
+    The manifest is rewritten without the part first (atomically), then the file is deleted, so
+    the folder stays complete at every moment. Returns the bytes freed (0 when there was no part).
+    """
+    manifest = read_manifest(step_dir)
+    entry = manifest.get("parts", {}).pop(name, None)
+    if entry is None:
+        return 0
+    tmp = os.path.join(step_dir, f".{MANIFEST}.{secrets.token_hex(3)}")
+    _write(tmp, lambda f: json.dump(manifest, f, indent=1), "w")
+    os.replace(tmp, os.path.join(step_dir, MANIFEST))
+    path = os.path.join(step_dir, entry["file"])
+    freed = os.path.getsize(path) if os.path.exists(path) else 0
+    if freed:
+        os.remove(path)
+    return freed
+
+
 # ---------------------------------------------------------------------------- loading
 def load_part(path: str, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``; any failure -> ``CheckpointError`` naming the file."""

@@ -35,3 +35,117 @@ def test_variant_needs_a_name_first(capsys):
     with pytest.raises(SystemExit):
         marl_learning.main(["--variant", "mac_unroll=stepwise"])
     assert "--variant takes a name" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- resumable grids
+import json  # noqa: E402
+import types  # noqa: E402
+
+import torch  # noqa: E402
+
+from utils.checkpoint import has_part, save_checkpoint  # noqa: E402
+
+
+def grid_args(tmp_path, **kw):
+    base = dict(config="qmix", agents="rnn", maps="3m", seeds="1", t_max=1000, test_interval=100,
+                save_model_interval=0, work=str(tmp_path), tag="g")
+    base.update(kw)
+    return types.SimpleNamespace(**base)
+
+
+def one_job(tmp_path, extra=(), buffer_sizes=None):
+    jobs, groups = marl_learning.build_jobs(grid_args(tmp_path), [("", [])], list(extra), buffer_sizes or {})
+    assert groups == [("3m", "rnn")] and len(jobs) == 1
+    return jobs[0]
+
+
+def sacred_run(job, run_id, status, config, steps, wins, model_token, start, wall=None):
+    """A sacred record of the job's run under its root, with its model folder named in info.json."""
+    d = os.path.join(job["root"], "sacred", "smax", "3m", "qmix_rnn", str(run_id))
+    os.makedirs(d)
+    json.dump(dict(config), open(os.path.join(d, "config.json"), "w"))
+    json.dump({"status": status, "start_time": start}, open(os.path.join(d, "run.json"), "w"))
+    info = {"model_dir": os.path.join(job["root"], "models", model_token),
+            "test_battle_won_mean": wins, "test_battle_won_mean_T": steps,
+            "test_return_mean": [10 * w for w in wins], "test_return_mean_T": steps,
+            "elapsed_s": [float(t) / 10 for t in steps], "elapsed_s_T": steps}
+    if wall is not None:
+        info.update(wall_time_s=[wall], wall_time_s_T=[steps[-1]])
+    json.dump(info, open(os.path.join(d, "info.json"), "w"))
+    return d
+
+
+def checkpoint(job, token, t_env, buffer=True):
+    parts = {"agent": torch.nn.Linear(2, 2)}
+    if buffer:
+        parts["buffer"] = {"x": torch.zeros(64)}
+    return save_checkpoint(os.path.join(job["root"], "models", token), t_env, parts)
+
+
+def test_jobs_save_models_and_take_per_map_buffer_sizes(tmp_path):
+    job = one_job(tmp_path, buffer_sizes={"3m": 700, "MMM2": 2400})
+    assert "save_model=True" in job["cmd"] and "save_model_interval=1000" in job["cmd"]  # 0 -> t_max
+    assert "buffer_size=700" in job["cmd"] and job["root"] == os.path.join(str(tmp_path), "g", "3m_rnn_s1")
+    assert marl_learning.parse_buffer_sizes("8m=5000, MMM2=2400") == {"8m": 5000, "MMM2": 2400}
+    for bad in ("8m", "8m=0", "8m=x"):
+        with pytest.raises(ValueError, match="MAP=EPISODES"):
+            marl_learning.parse_buffer_sizes(bad)
+
+
+def test_benchmark_keys_cannot_be_overridden(capsys):
+    with pytest.raises(SystemExit):
+        marl_learning.main(["--dry-run", "with", "save_model=False"])
+    assert "set by the benchmark itself" in capsys.readouterr().err
+
+
+def test_plan_reuses_finished_runs_and_resumes_from_a_checkpoint_with_its_replay(tmp_path):
+    job = one_job(tmp_path)
+    config = marl_learning.expected_config(job["cmd"])
+    marl_learning.plan_job(job, resume=True)
+    assert job["plan"] == "fresh"  # nothing there yet
+    sacred_run(job, 1, "INTERRUPTED", config, [0, 100], [0.0, 0.25], "tokA", "2026-12-04T10:00:00")
+    checkpoint(job, "tokA", 150, buffer=False)
+    marl_learning.plan_job(job, resume=True)
+    assert job["plan"] == "fresh" and "without a checkpoint holding its replay" in job["note"]
+    checkpoint(job, "tokA", 160)
+    marl_learning.plan_job(job, resume=False)
+    assert job["plan"] == "fresh"  # only --resume continues a run
+    marl_learning.plan_job(job, resume=True)
+    assert job["plan"] == "resume" and job["resume_from"] == os.path.join(job["root"], "models", "tokA")
+    resumed = dict(config, checkpoint_path=job["resume_from"])
+    sacred_run(job, 2, "COMPLETED", resumed, [200, 300], [0.5, 0.75], "tokB", "2026-12-04T11:00:00", wall=33.0)
+    marl_learning.plan_job(job, resume=True)
+    assert job["plan"] == "reuse"
+    other = marl_learning.expected_config(job["cmd"] + ["lr=0.01"])
+    assert marl_learning.config_differences(config, other) == ["lr: 0.001 -> 0.01"]
+    job2 = dict(job, cmd=job["cmd"] + ["lr=0.01"])
+    marl_learning.plan_job(job2, resume=True)
+    assert job2["plan"] == "fresh" and "lr: 0.001 -> 0.01" in job2["note"]
+
+
+def test_the_record_joins_both_parts_and_spent_replays_are_removed(tmp_path):
+    job = one_job(tmp_path)
+    config = marl_learning.expected_config(job["cmd"])
+    sacred_run(job, 1, "INTERRUPTED", config, [0, 100, 200], [0.0, 0.25, 0.3], "tokA", "2026-12-04T10:00:00")
+    first = checkpoint(job, "tokA", 160)
+    resumed = dict(config, checkpoint_path=os.path.join(job["root"], "models", "tokA"))
+    sacred_run(job, 2, "INTERRUPTED", resumed, [200, 300], [0.5, 0.75], "tokB", "2026-12-04T11:00:00")
+    second = checkpoint(job, "tokB", 320)
+    assert marl_learning.drop_spent_buffers(job["root"]) > 0
+    assert not has_part(first, "buffer") and has_part(second, "buffer")  # the unfinished part keeps its replay
+    rec = marl_learning.run_record(job)
+    # the first part's points before the resumed run's first step (200), then the resumed run's
+    assert rec["info"]["test_battle_won_mean_T"] == [0, 100, 200, 300]
+    assert rec["info"]["test_battle_won_mean"] == [0.0, 0.25, 0.5, 0.75]
+    assert rec["truncated"] and rec["wall_time_s"] == 30.0  # elapsed_s at the last test (300 / 10)
+    assert rec["model_dir"] == os.path.join(job["root"], "models", "tokB")
+    sacred_run(job, 3, "COMPLETED", dict(config, checkpoint_path=rec["model_dir"]), [400], [1.0], "tokC",
+               "2026-12-04T12:00:00", wall=55.0)
+    final = checkpoint(job, "tokC", 400)
+    assert marl_learning.drop_spent_buffers(job["root"], keep_final=True) > 0
+    assert not has_part(second, "buffer") and has_part(final, "buffer")
+    marl_learning.drop_spent_buffers(job["root"])
+    assert not has_part(final, "buffer") and has_part(final, "agent")  # networks stay for the energy table
+    rec = marl_learning.run_record(job)
+    assert rec["status"] == "COMPLETED" and not rec["truncated"] and rec["wall_time_s"] == 55.0
+    assert len(rec["segments"]) == 3 and rec["info"]["test_battle_won_mean"][-1] == 1.0

@@ -227,3 +227,16 @@ def test_config_for_checkpoint_reads_the_saved_config_of_the_step_it_loads(tmp_p
     assert (out["agent"], out["env_args"]["map_name"], out["lr"]) == ("grsn", "8m", 0.0005)
     assert out["evaluate"] is True and out["checkpoint_path"] == str(tmp_path) and warnings == []
     assert config_for_checkpoint(build_config("qmix", "smax"), [], warnings.append) == build_config("qmix", "smax")
+
+
+def test_drop_part_frees_the_replay_and_keeps_the_step_complete(tmp_path):
+    from utils.checkpoint import drop_part, has_part, incomplete_reason
+
+    net = torch.nn.Linear(3, 2)
+    step = save_checkpoint(str(tmp_path), 50, {"agent": net, "buffer": {"x": torch.zeros(1000)}})
+    size = os.path.getsize(os.path.join(step, "buffer.pt"))
+    assert drop_part(step, "buffer") == size and size > 4000  # 1000 float32 + the pickle frame
+    assert not has_part(step, "buffer") and incomplete_reason(step) is None
+    assert sorted(json.load(open(os.path.join(step, "manifest.json")))["parts"]) == ["agent"]
+    assert drop_part(step, "buffer") == 0
+    assert find_checkpoint(str(tmp_path)) == (step, 50)

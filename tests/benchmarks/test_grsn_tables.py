@@ -1,0 +1,141 @@
+"""GRSN Tables 2-4 from grid parts: replay memory per map, Table 2 cells, verdicts, plan rates."""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "benchmarks"))
+import grsn_tables  # noqa: E402
+
+SMAX_3M = {"n_agents": 3, "obs_shape": 75, "state_shape": 96, "n_actions": 8, "episode_limit": 100}
+SMAX_MMM2 = {"n_agents": 10, "obs_shape": 305, "state_shape": 456, "n_actions": 17, "episode_limit": 180}
+
+
+def test_replay_bytes_per_episode_by_hand():
+    # obs 101*3*75*4 + state 101*96*4 + avail (uint8) 101*3*8 + actions (long) 100*3*8 + 3 x 100*4
+    assert grsn_tables.episode_bytes(SMAX_3M) == 90900 + 38784 + 2424 + 2400 + 1200
+    # MMM2: 181*10*305*4 + 181*456*4 + 181*10*17 + 180*10*8 + 3*180*4 = 2,585,674 bytes
+    per = grsn_tables.episode_bytes(SMAX_MMM2)
+    assert per == 2208200 + 330144 + 30770 + 14400 + 2160
+    assert grsn_tables.buffer_size_for(per, 6.0) == 2400  # 6 GiB / 2,585,674 B = 2491.6 -> 2400
+    assert grsn_tables.buffer_size_for(grsn_tables.episode_bytes(SMAX_3M), 6.0) == 5000  # capped at pymarl2's
+    with pytest.raises(ValueError, match="raise --replay-gib"):
+        grsn_tables.buffer_size_for(per, 0.1)
+    row = grsn_tables.memory_rows({"MMM2": SMAX_MMM2}, 6.0)[0]
+    assert row["gib_at_5000"] == pytest.approx(5000 * per / 2**30) and row["buffer_size"] == 2400
+
+
+def run(seed, wins, status="COMPLETED", wall=3600.0, steps=(0, 100, 200, 300)):
+    return {"seed": seed, "T": list(steps), "test_battle_won_mean": wins, "test_return_mean": [20 * w for w in wins],
+            "status": status, "wall_time_s": wall}
+
+
+def test_table2_cell_final_best_and_steps_to_levels():
+    c = grsn_tables.table2_cell([run(1, [0.0, 0.6, 0.95, 0.9], wall=3600.0),
+                                 run(2, [0.1, 0.4, 0.7, 0.5], wall=7200.0)])
+    assert c["final_win_mean"] == pytest.approx(70.0) and c["final_win_std"] == pytest.approx(20.0)
+    assert c["best_win_mean"] == pytest.approx(82.5) and c["best_win_std"] == pytest.approx(12.5)
+    assert c["steps_to_50"] == [100, 200] and c["median_steps_to_50"] == 150.0
+    assert c["steps_to_90"] == [200, None] and c["median_steps_to_90"] == 200.0
+    assert c["wall_h_mean"] == pytest.approx(1.5) and c["final_return_mean"] == pytest.approx(14.0)
+
+
+def test_verdict_compares_final_win_rates_against_the_spread():
+    cell = lambda m, s, u=0: {"final_win_mean": m, "final_win_std": s, "unfinished": u}  # noqa: E731
+    assert grsn_tables.verdict({"grsn": cell(90, 3), "rnn": cell(80, 4)}).startswith("GRSN above GRU (+10.0")
+    assert grsn_tables.verdict({"grsn": cell(78, 5), "rnn": cell(80, 4)}).startswith("GRSN level")
+    assert grsn_tables.verdict({"grsn": cell(60, 5), "rnn": cell(80, 4)}).startswith("GRSN below")
+    assert grsn_tables.verdict({"grsn": cell(90, 3, 1), "rnn": cell(80, 4)}).startswith("provisional (1")
+    assert grsn_tables.verdict({"rnn": cell(80, 4)}).startswith("incomplete")
+
+
+def test_training_rate_is_the_slope_of_the_second_half():
+    r = {"elapsed_s_T": [0, 10000, 20000, 30000, 40000], "elapsed_s": [5.0, 50.0, 100.0, 160.0, 220.0]}
+    assert grsn_tables.training_rate(r) == pytest.approx(1e4 * (220 - 100) / 20000)
+    assert grsn_tables.training_rate({"elapsed_s_T": [0, 1], "elapsed_s": [0.0, 1.0]}) is None
+
+
+def record(path, groups):
+    path.write_text(json.dumps({"groups": groups}))
+    return str(path)
+
+
+def test_table2_from_parts_keeps_the_furthest_run_per_seed(tmp_path):
+    def group(*runs):
+        return {"curves": [{k: v for k, v in r.items() if k not in ("status", "wall_time_s")} for r in runs],
+                "runs": [{"seed": r["seed"], "status": r["status"], "wall_time_s": r["wall_time_s"],
+                          "segments": [], "model_dir": f"/m/{r['seed']}"} for r in runs]}
+    early = run(1, [0.0, 0.2], status="INTERRUPTED", steps=(0, 100))
+    record(tmp_path / "grid_t2_8m_a.json", {"8m/rnn": group(early)})
+    os.utime(tmp_path / "grid_t2_8m_a.json", (1, 1))
+    record(tmp_path / "grid_t2_8m_b.json", {"8m/rnn": group(run(1, [0.0, 0.2, 0.6, 0.8]), run(2, [0.0, 0.5, 1.0, 0.9])),
+                                            "8m/grsn": group(run(1, [0.0, 0.3, 0.9, 1.0]), run(2, [0.0, 0.6, 1.0, 1.0]))})
+    runs = grsn_tables.collect_runs(grsn_tables.load_records([str(tmp_path / "grid_t2_8m_*.json")]))
+    assert runs[("8m", "rnn")][1]["T"][-1] == 300  # the later, longer record of seed 1
+    out = tmp_path / "out"
+    assert grsn_tables.main(["table2", "--inputs", str(tmp_path / "grid_t2_*.json"), "--out", str(out),
+                             "--no-plots", "--tag", "t2"]) == 0
+    md = (out / "t2.md").read_text()
+    assert "| 8m | rnn | 2 | 300 | 85.0 ± 5.0 | 90.0 ± 10.0 | 17.00 ± 1.00 | 150 (2/2) | 200 (1/2) |" in md
+    assert "| 8m | grsn | 2 | 300 | 100.0 ± 0.0 |" in md and "99.4 ± 1.48" in md  # beside the paper's GRSN
+    assert "- 8m: GRSN above GRU (+15.0 points, std 5.0)" in md
+    assert "--ckpt 8m:grsn=" in md and "--ckpt 8m:rnn=" in md
+    assert grsn_tables.main(["table2", "--inputs", str(tmp_path / "none_*.json"), "--out", str(out)]) == 2
+
+
+def curve(seed, wins, ep_len, wall, spikes=None, steps=(0, 100, 200)):
+    c = {"seed": seed, "T": list(steps), "test_battle_won_mean": wins, "test_battle_won_mean_T": list(steps),
+         "test_return_mean": [20 * w for w in wins], "test_ep_length_mean": [ep_len] * len(steps)}
+    if spikes is not None:
+        c.update(spike_rate_mean=spikes, spike_rate_mean_T=list(steps))
+    return c, {"seed": seed, "status": "COMPLETED", "wall_time_s": wall, "segments": [], "model_dir": None}
+
+
+def group(*pairs):
+    return {"curves": [c for c, _ in pairs], "runs": [r for _, r in pairs]}
+
+
+def test_table3_rows_from_tap_and_notap_variants(tmp_path):
+    src = record(tmp_path / "t3.json", {
+        "8m/lif/tap": group(curve(1, [0, .2, .5], 20.0, 3600.0), curve(2, [0, .2, .7], 30.0, 7200.0)),
+        "8m/grsn/tap": group(curve(1, [0, .5, .9], 25.0, 3600.0)),
+        "8m/lif/notap": group(curve(1, [0, .1, .4], 25.0, 7200.0)),
+        "8m/grsn/notap": group(curve(1, [0, .3, .8], 25.0, 10800.0))})
+    out = tmp_path / "out"
+    assert grsn_tables.main(["table3", "--inputs", src, "--out", str(out), "--tag", "t3"]) == 0
+    rows = {r["setting"]: r for r in json.loads((out / "t3.json").read_text())["rows"]}
+    lif = rows["w/ TAP LIF"]
+    assert lif["mean_reward"] == pytest.approx(12.0) and lif["std_reward"] == pytest.approx(2.0)
+    assert lif["win_rate_pct"] == pytest.approx(60.0) and lif["train_time_h"] == pytest.approx(1.5)
+    # reference episode length = mean over all runs (20, 30, 25, 25, 25) = 25; x4 without TAP
+    assert lif["time_steps_per_episode"] == 25.0 and rows["w/o TAP GRSN"]["time_steps_per_episode"] == 100.0
+    assert "| paper (SMAC 8m): reward / std / win % / time steps / hours | 15.3 / 1.59 / 50.4 / 26 / 12.91" in \
+        (out / "t3.md").read_text()
+
+
+def test_firing_rates_over_training_and_plots_of_the_joined_runs(tmp_path):
+    # one sacred run per seed: the plot reloads these segments through src/results.py
+    segs = []
+    for seed in (1, 2):
+        d = tmp_path / "sacred" / str(seed)
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"run": "marl", "config_name": "qmix", "env": "smax",
+                                                   "agent": "grsn", "seed": seed, "env_args": {"map_name": "8m"}}))
+        (d / "run.json").write_text(json.dumps({"status": "COMPLETED", "start_time": "2026-12-04T10:00:00"}))
+        (d / "info.json").write_text(json.dumps({"test_battle_won_mean": [0.0, 0.5], "test_battle_won_mean_T": [0, 100],
+                                                 "spike_rate_mean": [0.0, 0.1], "spike_rate_mean_T": [0, 100]}))
+        segs.append(str(d))
+    a, b = curve(1, [0, .5, .9], 25.0, 1.0, spikes=[0.0, 0.1, 0.2]), curve(2, [0, .3, .7], 25.0, 1.0,
+                                                                           spikes=[0.0, 0.3, 0.2])
+    a[1]["segments"], b[1]["segments"] = [segs[0]], [segs[1]]
+    src = record(tmp_path / "thr.json", {"8m/grsn": group(a, b), "8m/rnn": group(curve(1, [0, 1, 1], 20.0, 1.0))})
+    out = tmp_path / "out"
+    assert grsn_tables.main(["firing", "--inputs", src, "--out", str(out), "--tag", "fr"]) == 0
+    rows = json.loads((out / "fr.json").read_text())["rows"]
+    assert list(rows) == ["8m/grsn"]  # rows without spike rates (the GRU) are left out
+    assert rows["8m/grsn"]["spike_rate_mean"] == pytest.approx([0.0, 0.2, 0.2])
+    assert rows["8m/grsn"]["test_win"] == pytest.approx([0.0, 0.4, 0.8])
+    pngs = sorted(os.listdir(out / "fr_plots"))
+    assert pngs == ["8m__spike_rate.png", "8m__win_rate.png"]
