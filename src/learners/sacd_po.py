@@ -13,7 +13,7 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from learners.td3_po import PO_DIVERGENCE_HINT, masked_mean
+from learners.td3_po import PO_DIVERGENCE_HINT, history, make_adam, masked_mean, update_impl
 from utils.optim import gradient_step
 from utils.rl_utils import soft_update
 
@@ -64,7 +64,7 @@ class SACDPOLearner:
     """SAC-discrete with automatic temperature: target entropy ``target_entropy_ratio * log n``.
 
     Keys read from ``args``: gamma, tau, actor_lr, critic_lr, alpha_lr, alpha_init,
-    target_entropy_ratio.
+    target_entropy_ratio, po_update_impl.
     """
 
     def __init__(self, actor: nn.Module, critic: nn.Module, args: Any) -> None:
@@ -77,9 +77,10 @@ class SACDPOLearner:
         dev = next(actor.parameters()).device
         self.log_alpha = LogAlpha(float(args.alpha_init)).to(dev)
         self.target_entropy = float(args.target_entropy_ratio) * math.log(actor.act_dim)
-        self.actor_opt = torch.optim.Adam(actor.parameters(), lr=float(args.actor_lr))
-        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=float(args.critic_lr))
-        self.alpha_opt = torch.optim.Adam(self.log_alpha.parameters(), lr=float(args.alpha_lr))
+        self.impl = update_impl(args)
+        self.actor_opt = make_adam(actor.parameters(), float(args.actor_lr), self.impl)
+        self.critic_opt = make_adam(critic.parameters(), float(args.critic_lr), self.impl)
+        self.alpha_opt = make_adam(self.log_alpha.parameters(), float(args.alpha_lr), self.impl)
         self.n_updates = 0
 
     def select_action(self, out: Tensor, explore: bool) -> Tensor:
@@ -115,8 +116,10 @@ class SACDPOLearner:
         logits, _ = self.actor(obs, pa, pr, self.actor.init_state(B))  # [L+1, B, n]
         probs, log_probs = categorical(logits)
         target = self._targets(batch, probs[1:].detach(), log_probs[1:].detach(), alpha)
-        feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-        q1_all, q2_all = self.critic.q_values(feat[:-1], obs[:-1])
+        L = act.shape[0]
+        obs_c, pa_c, pr_c = history(batch, L, self.impl)  # the critic's outputs are read at 0..L-1
+        feat, _ = self.critic.features(obs_c, pa_c, pr_c, self.critic.init_state(B))
+        q1_all, q2_all = self.critic.q_values(feat[:L], obs[:L])
         idx = act.long()
         q1, q2 = q1_all.gather(-1, idx), q2_all.gather(-1, idx)
         critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
@@ -124,8 +127,8 @@ class SACDPOLearner:
                       PO_DIVERGENCE_HINT)
 
         with torch.no_grad():
-            feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-            q1_pi, q2_pi = self.critic.q_values(feat_c[:-1], obs[:-1])
+            feat_c, _ = self.critic.features(obs_c, pa_c, pr_c, self.critic.init_state(B))
+            q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L])
         actor_loss = sacd_actor_loss(probs[:-1], log_probs[:-1], q1_pi, q2_pi, alpha, mask)
         gradient_step(self.actor_opt, actor_loss, f"SAC-discrete actor_loss at update {self.n_updates}",
                       PO_DIVERGENCE_HINT)

@@ -8,7 +8,7 @@ next observation ``h_{t+1}`` come out of the same unroll as ``h_t``.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -36,16 +36,53 @@ def td3_target(rew: Tensor, term: Tensor, q1_next: Tensor, q2_next: Tensor, gamm
     return rew + gamma * (1.0 - term) * torch.min(q1_next, q2_next)
 
 
+#: ``po_update_impl`` values: ``fast`` (fused Adam, unrolls only over the steps a loss reads) or
+#: ``reference`` (the earlier update: per-parameter Adam loop, every unroll over all L + 1 steps).
+#: Both compute the same losses and gradients (up to float rounding).
+UPDATE_IMPLS = ("fast", "reference")
+
+
+def update_impl(args: Any) -> str:
+    """``args.po_update_impl`` (default ``fast``), checked against UPDATE_IMPLS."""
+    impl = str(getattr(args, "po_update_impl", "fast"))
+    if impl not in UPDATE_IMPLS:
+        raise ValueError(f"po_update_impl must be one of {list(UPDATE_IMPLS)}, got {impl!r}.")
+    return impl
+
+
+def make_adam(params: Any, lr: float, impl: str) -> torch.optim.Adam:
+    """Adam over ``params``; ``impl == "fast"``: PyTorch's fused kernel (one call per step for
+    all tensors; same update rule). Loading an optimiser state saved by the other impl keeps
+    this one's kernel choice (the saved ``fused`` flag is overridden after loading)."""
+    fused = True if impl == "fast" else None
+    opt = torch.optim.Adam(params, lr=lr, fused=fused)
+
+    def keep_kernel(optimiser: torch.optim.Optimizer) -> None:
+        for group in optimiser.param_groups:
+            group["fused"], group["foreach"] = fused, None
+
+    opt.register_load_state_dict_post_hook(keep_kernel)
+    return opt
+
+
 #: What to do when a PO-control loss becomes NaN/inf (shared by TD3 and SAC-discrete).
 PO_DIVERGENCE_HINT = ("Lower actor_lr/critic_lr, check the reward scale, or try another seed; "
                       "the last checkpoint is under results/models/.")
+
+
+def history(batch: Dict[str, Tensor], L: int, impl: str) -> Tuple[Tensor, Tensor, Tensor]:
+    """The sequence inputs ``(obs, prev_act, prev_rew)`` an unroll needs when only its first ``L``
+    outputs are read: the first ``L`` steps (``fast``; the cores are causal, so those outputs are
+    unchanged) or all ``L + 1`` (``reference``). Each ``[L or L+1, B, ...]``."""
+    n = L if impl == "fast" else L + 1
+    return batch["obs"][:n], batch["prev_act"][:n], batch["prev_rew"][:n]
 
 
 class TD3POLearner:
     """TD3 (Fujimoto et al. 2018) over windows: clipped double Q, target smoothing, delayed actor.
 
     Keys read from ``args``: gamma, tau, actor_lr, critic_lr, target_noise, target_noise_clip,
-    policy_delay, expl_noise.
+    policy_delay, expl_noise, po_update_impl.
     """
 
     def __init__(self, actor: nn.Module, critic: nn.Module, args: Any) -> None:
@@ -60,8 +97,9 @@ class TD3POLearner:
         self.target_noise_clip = float(args.target_noise_clip)
         self.policy_delay = max(1, int(args.policy_delay))
         self.expl_noise = float(args.expl_noise)
-        self.actor_opt = torch.optim.Adam(actor.parameters(), lr=float(args.actor_lr))
-        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=float(args.critic_lr))
+        self.impl = update_impl(args)
+        self.actor_opt = make_adam(actor.parameters(), float(args.actor_lr), self.impl)
+        self.critic_opt = make_adam(critic.parameters(), float(args.critic_lr), self.impl)
         self.n_updates = 0
         self._last_actor_loss = float("nan")
 
@@ -86,12 +124,12 @@ class TD3POLearner:
 
     def train(self, batch: Dict[str, Tensor]) -> Dict[str, float]:
         """One update on a window batch (see EpisodeReplay.get_windows); returns scalar stats."""
-        obs, pa, pr = batch["obs"], batch["prev_act"], batch["prev_rew"]
         act, mask = batch["act"], batch["mask"]
-        B = obs.shape[1]
+        L, B = act.shape[0], act.shape[1]
+        obs, pa, pr = history(batch, L, self.impl)  # the losses below read steps 0..L-1 only
         target = self.compute_targets(batch)
         feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-        q1, q2 = self.critic.q_values(feat[:-1], obs[:-1], act)
+        q1, q2 = self.critic.q_values(feat[:L], obs[:L], act)
         critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
         gradient_step(self.critic_opt, critic_loss, f"TD3 critic_loss at update {self.n_updates}",
                       PO_DIVERGENCE_HINT)
@@ -102,7 +140,7 @@ class TD3POLearner:
             with torch.no_grad():
                 feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
             with frozen(self.critic):  # the actor loss only trains the actor
-                q1_pi, q2_pi = self.critic.q_values(feat_c[:-1], obs[:-1], mu[:-1])
+                q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L], mu[:L])
                 actor_loss = -masked_mean(torch.min(q1_pi, q2_pi), mask)
                 gradient_step(self.actor_opt, actor_loss, f"TD3 actor_loss at update {self.n_updates}",
                               PO_DIVERGENCE_HINT)

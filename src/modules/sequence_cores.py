@@ -79,7 +79,8 @@ class GRUCore(SequenceCore):
         self.gru = nn.GRU(self.input_dim, self.hidden_dim)
 
     def init_state(self, batch: int) -> State:
-        return (torch.zeros(batch, self.hidden_dim, device=self._device()),)
+        w = self.gru.weight_hh_l0
+        return (torch.zeros(batch, self.hidden_dim, device=w.device, dtype=w.dtype),)
 
     def step(self, x: Tensor, state: State) -> Tuple[Tensor, State]:
         out, h = self.gru(x.unsqueeze(0), state[0].unsqueeze(0).contiguous())

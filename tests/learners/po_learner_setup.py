@@ -69,3 +69,36 @@ def discrete_windows(n: int = 10, L: int = 6, seed: int = 0) -> Dict[str, torch.
         term[-1] = float(ep == 0)
         rb.add_episode(rng.normal(size=(n + 1, 2)), rng.integers(0, 2, size=n), rng.normal(size=n), term)
     return rb.get_windows([0, 1, 0], [0, 2, n - 3], seq_len=L)
+
+
+def double_learner(cls, agent: str, discrete: bool, algo_args: dict, **overrides):
+    """A float64 learner of class ``cls`` (seeded the same for every call), obs_dim 2,
+    1 continuous action or 2 discrete ones."""
+    torch.manual_seed(0)
+    args = po_args(agent, algo_args, **overrides)
+    act_dim = 2 if discrete else 1
+    actor = POActor(2, act_dim, discrete, args).double()
+    critic = POTwinCritic(2, act_dim, discrete, args).double()
+    return cls(actor, critic, args)
+
+
+def run_updates(learner, batch: Dict[str, torch.Tensor], n: int) -> list:
+    """``n`` updates on ``batch`` (float64), reseeding the global RNG before each so two learners
+    draw the same noise; returns every update's stats."""
+    batch = {k: v.double() for k, v in batch.items()}
+    stats = []
+    for i in range(n):
+        torch.manual_seed(100 + i)
+        stats.append(learner.train(batch))
+    return stats
+
+
+def assert_same_learning(a, b, stats_a: list, stats_b: list, tol: float = 1e-9) -> None:
+    """Same stats at every update and the same parameters in every part after them."""
+    for sa, sb in zip(stats_a, stats_b):
+        for k in sa:
+            assert abs(sa[k] - sb[k]) <= tol * (1 + abs(sa[k])) or (sa[k] != sa[k] and sb[k] != sb[k]), k
+    for name, part in a.parts().items():
+        if isinstance(part, torch.nn.Module):
+            for (pn, pa), pb in zip(part.named_parameters(), b.parts()[name].parameters()):
+                assert torch.allclose(pa, pb, rtol=0, atol=tol), f"{name}.{pn}"

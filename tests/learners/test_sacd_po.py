@@ -102,3 +102,15 @@ def test_action_selection():
     torch.manual_seed(0)
     samples = torch.stack([learner.select_action(torch.zeros(1, 3), explore=True) for _ in range(300)])
     assert set(samples.flatten().tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("agent", ["mlp", "gru", "lif", "grsn"])
+def test_fast_update_learns_exactly_like_reference(agent):
+    """po_update_impl=fast = reference in float64: same losses, alpha and parameters over 3 updates."""
+    from po_learner_setup import SACD_ALGO_ARGS, assert_same_learning, double_learner, run_updates
+    fast = double_learner(SACDPOLearner, agent, True, SACD_ALGO_ARGS, po_update_impl="fast")
+    ref = double_learner(SACDPOLearner, agent, True, SACD_ALGO_ARGS, po_update_impl="reference")
+    fast.log_alpha.double()
+    ref.log_alpha.double()
+    batch = discrete_windows()
+    assert_same_learning(fast, ref, run_updates(fast, batch, 3), run_updates(ref, batch, 3))

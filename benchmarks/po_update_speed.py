@@ -1,0 +1,161 @@
+"""PO-control update speed (po_rl loop): ``po_update_impl=fast`` against ``reference`` (CPU).
+
+For each core (``--cores``) and task (``--tasks``: Pendulum-* trains TD3, CartPole-* SAC-discrete,
+the configs of ``--config=td3|sacd --env-config=pomdp``), two learners with the same initial
+weights, one per ``po_update_impl``, each make ``--updates`` updates per round on the same
+pre-sampled window batches (``po_batch_size`` x ``sampled_seq_len`` from a replay of
+``--episodes`` uniform-random episodes of the real env). Rounds alternate the order (A, B, B, A,
+...); the table reports medians over ``--rounds`` rounds of the ms per update and of the per-round
+ratio fast / reference. Random CartPole episodes are short (~20 steps), so its windows are mostly
+padding, as early in training.
+
+Acting: ms per env step of ``EpisodeRunner.run("explore")`` (actor step + env step). The projected
+wall time of a ``t_max``-step run = ``t_max`` x (ms per update x po_updates_per_step + ms per
+act step) + the evaluation episodes (``t_max / test_interval`` x ``test_nepisode`` x the env's
+episode limit act steps, an upper bound); logging and checkpoints are not counted.
+
+    python benchmarks/po_update_speed.py                  # 4 cores x 2 tasks (~6-10 min on 2 loaded cores)
+    python benchmarks/po_update_speed.py --cores mlp --tasks Pendulum-P --rounds 2 --updates 2 --tag tmp
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Dict, List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+import torch  # noqa: E402
+
+from report import write_report  # noqa: E402  (benchmarks/report.py)
+
+IMPLS = ("reference", "fast")
+
+
+def po_args(core: str, task: str, impl: str, threads: int) -> Any:
+    """The run's args for ``--config=td3|sacd --env-config=pomdp`` with this core, task and impl."""
+    from main import args_from_config, finalize_config
+    from utils.config import build_config
+    alg = "sacd" if task.startswith("CartPole") else "td3"
+    overrides = [f"env_args.key={task}", f"agent={core}", f"po_update_impl={impl}", f"torch_threads={threads}"]
+    return args_from_config(finalize_config(build_config(alg, "pomdp", overrides)))
+
+
+def setup(core: str, task: str, impl: str, threads: int, episodes: int, seed: int) -> Dict[str, Any]:
+    """Env, learner (seeded weights), runner and a replay of random episodes for one variant."""
+    from components.episode_replay import EpisodeReplay
+    from run.po_rl import EpisodeRunner, build, make_env
+    args = po_args(core, task, impl, threads)
+    env = make_env(args, seed)
+    torch.manual_seed(seed)
+    actor, _, learner = build(args, env, torch.device("cpu"))
+    runner = EpisodeRunner(env, actor, learner, torch.device("cpu"))
+    replay = EpisodeReplay(episodes, env.obs_dim, env.act_dim, env.max_episode_steps,
+                           discrete=env.discrete, seed=seed)
+    for _ in range(episodes):
+        ep = runner.run("random")
+        replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
+    return {"args": args, "env": env, "learner": learner, "runner": runner, "replay": replay}
+
+
+def time_updates(learner: Any, batches: List[Dict[str, torch.Tensor]]) -> float:
+    """Milliseconds per ``learner.train`` over ``batches``."""
+    start = time.perf_counter()
+    for b in batches:
+        learner.train(b)
+    return (time.perf_counter() - start) * 1e3 / len(batches)
+
+
+def time_acting(runner: Any, min_steps: int) -> float:
+    """Milliseconds per env step of exploring episodes (at least ``min_steps`` steps)."""
+    steps, start = 0, time.perf_counter()
+    while steps < min_steps:
+        steps += int(runner.run("explore")["rew"].shape[0])
+    return (time.perf_counter() - start) * 1e3 / steps
+
+
+def projected_minutes(args: Any, update_ms: float, act_ms: float, episode_limit: int) -> float:
+    """Wall minutes of a ``t_max``-step run from per-update and per-act-step costs (see docstring)."""
+    t_max = int(args.t_max)
+    evals = t_max // max(1, int(args.test_interval)) + 1
+    eval_steps = evals * int(args.test_nepisode) * int(episode_limit)
+    ms = t_max * (update_ms * float(args.po_updates_per_step) + act_ms) + eval_steps * act_ms
+    return ms / 60_000.0
+
+
+def bench_cell(core: str, task: str, a: argparse.Namespace) -> Dict[str, Any]:
+    """Interleaved rounds for one (core, task); returns medians and the per-round values."""
+    variants = {impl: setup(core, task, impl, a.threads, a.episodes, a.seed) for impl in IMPLS}
+    ref = variants["reference"]
+    seq_len, bs = int(ref["args"].sampled_seq_len), int(ref["args"].po_batch_size)
+    batches = [ref["replay"].sample(bs, seq_len) for _ in range(a.updates)]
+    for v in variants.values():  # warm-up (allocator, first fused-Adam step)
+        time_updates(v["learner"], batches[:2])
+    ms: Dict[str, List[float]] = {impl: [] for impl in IMPLS}
+    ratios: List[float] = []
+    for r in range(a.rounds):
+        order = IMPLS if r % 2 == 0 else IMPLS[::-1]
+        for impl in order:
+            ms[impl].append(time_updates(variants[impl]["learner"], batches))
+        ratios.append(ms["fast"][-1] / ms["reference"][-1])
+    act_ms = time_acting(variants["fast"]["runner"], a.act_steps)
+    limit = int(ref["env"].max_episode_steps)
+    med = {impl: statistics.median(v) for impl, v in ms.items()}
+    return {"core": core, "task": task, "learner": str(ref["args"].po_learner),
+            "window": [bs, seq_len], "ms_per_update": med, "ms_per_update_rounds": ms,
+            "ratio_fast_over_reference": statistics.median(ratios), "ratios": ratios,
+            "act_ms_per_step": act_ms, "t_max": int(ref["args"].t_max),
+            "projected_run_min": {impl: projected_minutes(ref["args"], med[impl], act_ms, limit)
+                                  for impl in IMPLS}}
+
+
+def markdown(rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
+    lines = [f"PO-control update speed, po_update_impl fast vs reference ({meta['note']})", "",
+             "| core | task | ms/update reference | ms/update fast | fast/reference | act ms/step "
+             "| projected run min reference | projected run min fast |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['core']} | {r['task']} ({r['learner']}) | {r['ms_per_update']['reference']:.1f} "
+                     f"| {r['ms_per_update']['fast']:.1f} | {r['ratio_fast_over_reference']:.2f} "
+                     f"| {r['act_ms_per_step']:.2f} | {r['projected_run_min']['reference']:.0f} "
+                     f"| {r['projected_run_min']['fast']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cores", default="mlp,gru,lif,grsn")
+    p.add_argument("--tasks", default="Pendulum-P,CartPole-V")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per variant (>= 1)")
+    p.add_argument("--updates", type=int, default=6, help="timed updates per round (>= 2)")
+    p.add_argument("--episodes", type=int, default=20, help="random episodes in the replay (>= 1)")
+    p.add_argument("--act-steps", type=int, default=1000, help="env steps timed for acting (>= 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (>= 1)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tag", default="po_update_speed")
+    a = p.parse_args()
+    for key in ("rounds", "episodes", "act_steps", "threads"):
+        if getattr(a, key) < 1:
+            p.error(f"--{key.replace('_', '-')} must be >= 1")
+    if a.updates < 2:
+        p.error("--updates must be >= 2 (TD3's actor steps every policy_delay = 2 updates)")
+    torch.set_num_threads(a.threads)
+    load_start = os.getloadavg()
+    rows = [bench_cell(core, task, a) for task in a.tasks.split(",") for core in a.cores.split(",")]
+    load_end = os.getloadavg()
+    note = (f"CPU only, {os.cpu_count()} cores shared with other jobs (1-min load {load_start[0]:.1f} at start, "
+            f"{load_end[0]:.1f} at end), torch_threads={a.threads}: absolute ms are noisy, the ratios are "
+            f"medians over {a.rounds} interleaved rounds of {a.updates} updates")
+    meta = {"note": note, "torch": torch.__version__, "platform": platform.platform(),
+            "argv": sys.argv[1:], "loadavg_start": load_start, "loadavg_end": load_end}
+    write_report(os.path.join(ROOT, "benchmarks", "results"), a.tag, {"meta": meta, "rows": rows},
+                 markdown(rows, meta))
+
+
+if __name__ == "__main__":
+    main()
