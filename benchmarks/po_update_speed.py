@@ -6,7 +6,8 @@ weights, one per ``po_update_impl``, each make ``--updates`` updates per round o
 pre-sampled window batches (``po_batch_size`` x ``sampled_seq_len`` from a replay of
 ``--episodes`` uniform-random episodes of the real env). Rounds alternate the order (A, B, B, A,
 ...); the table reports medians over ``--rounds`` rounds of the ms per update and of the per-round
-ratio fast / reference. Random CartPole episodes are short (~20 steps), so its windows are mostly
+ratio fast / reference. Then both learners run ``--updates`` more under torch.profiler for a breakdown
+of one update by section (target, critic forward, critic backward + Adam, ...). Random CartPole episodes are short (~20 steps), so its windows are mostly
 padding, as early in training.
 
 Acting: ms per env step of ``EpisodeRunner.run("explore")`` (actor step + env step). The projected
@@ -71,6 +72,35 @@ def time_updates(learner: Any, batches: List[Dict[str, torch.Tensor]]) -> float:
     return (time.perf_counter() - start) * 1e3 / len(batches)
 
 
+SECTIONS = ("po_target", "po_critic_forward", "po_critic_backward_adam", "po_actor_forward",
+            "po_actor_backward_adam", "po_soft_update")
+ADAM = "Optimizer.step#Adam.step"
+
+
+def breakdown(learner: Any, replay: Any, batches: List[Dict[str, torch.Tensor]]) -> Dict[str, float]:
+    """Where one update's time goes: ms per update in each ``record_function`` section of the
+    learner (``ADAM`` = all Adam steps, already inside the ``*_backward_adam`` sections), the
+    rest of ``train`` and one replay ``sample`` (under torch.profiler, which adds overhead)."""
+    from torch.profiler import ProfilerActivity, profile
+    bs, L = batches[0]["act"].shape[1], batches[0]["act"].shape[0]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for b in batches:
+            learner.train(b)
+        total = (time.perf_counter() - start) * 1e3 / len(batches)
+    got = {e.key: e.cpu_time_total / 1e3 / len(batches) for e in prof.key_averages()
+           if e.key in SECTIONS or e.key == ADAM}
+    out = {k: got.get(k, 0.0) for k in SECTIONS}
+    out["other"] = max(0.0, total - sum(out.values()))
+    out["adam_steps"] = got.get(ADAM, 0.0)
+    out["total"] = total
+    start = time.perf_counter()
+    for _ in range(len(batches)):
+        replay.sample(bs, L)
+    out["replay_sample"] = (time.perf_counter() - start) * 1e3 / len(batches)
+    return out
+
+
 def time_acting(runner: Any, min_steps: int) -> float:
     """Milliseconds per env step of exploring episodes (at least ``min_steps`` steps)."""
     steps, start = 0, time.perf_counter()
@@ -104,12 +134,13 @@ def bench_cell(core: str, task: str, a: argparse.Namespace) -> Dict[str, Any]:
             ms[impl].append(time_updates(variants[impl]["learner"], batches))
         ratios.append(ms["fast"][-1] / ms["reference"][-1])
     act_ms = time_acting(variants["fast"]["runner"], a.act_steps)
+    parts = {impl: breakdown(variants[impl]["learner"], ref["replay"], batches) for impl in IMPLS}
     limit = int(ref["env"].max_episode_steps)
     med = {impl: statistics.median(v) for impl, v in ms.items()}
     return {"core": core, "task": task, "learner": str(ref["args"].po_learner),
             "window": [bs, seq_len], "ms_per_update": med, "ms_per_update_rounds": ms,
             "ratio_fast_over_reference": statistics.median(ratios), "ratios": ratios,
-            "act_ms_per_step": act_ms, "t_max": int(ref["args"].t_max),
+            "act_ms_per_step": act_ms, "breakdown_ms": parts, "t_max": int(ref["args"].t_max),
             "projected_run_min": {impl: projected_minutes(ref["args"], med[impl], act_ms, limit)
                                   for impl in IMPLS}}
 
@@ -124,6 +155,14 @@ def markdown(rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
                      f"| {r['ms_per_update']['fast']:.1f} | {r['ratio_fast_over_reference']:.2f} "
                      f"| {r['act_ms_per_step']:.2f} | {r['projected_run_min']['reference']:.0f} "
                      f"| {r['projected_run_min']['fast']:.0f} |")
+    names = list(SECTIONS) + ["other", "adam_steps", "replay_sample"]
+    lines += ["", "Where one update's time goes (ms per update under torch.profiler, po_update_impl=fast; "
+              "`adam_steps` is inside the two `*_backward_adam` sections; `replay_sample` is outside `train`)", "",
+              "| core | task | " + " | ".join(n.replace("po_", "") for n in names) + " |",
+              "|---|---|" + "---|" * len(names)]
+    for r in rows:
+        b = r["breakdown_ms"]["fast"]
+        lines.append(f"| {r['core']} | {r['task']} | " + " | ".join(f"{b[n]:.1f}" for n in names) + " |")
     return "\n".join(lines)
 
 

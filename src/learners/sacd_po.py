@@ -12,6 +12,7 @@ from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from learners.td3_po import PO_DIVERGENCE_HINT, history, make_adam, masked_mean, update_impl
 from utils.optim import gradient_step
@@ -113,32 +114,38 @@ class SACDPOLearner:
         act, mask = batch["act"], batch["mask"]
         B = obs.shape[1]
         alpha = self.log_alpha.alpha().detach()
-        logits, _ = self.actor(obs, pa, pr, self.actor.init_state(B))  # [L+1, B, n]
-        probs, log_probs = categorical(logits)
-        target = self._targets(batch, probs[1:].detach(), log_probs[1:].detach(), alpha)
+        with record_function("po_actor_forward"):
+            logits, _ = self.actor(obs, pa, pr, self.actor.init_state(B))  # [L+1, B, n]
+            probs, log_probs = categorical(logits)
+        with record_function("po_target"):
+            target = self._targets(batch, probs[1:].detach(), log_probs[1:].detach(), alpha)
         L = act.shape[0]
         obs_c, pa_c, pr_c = history(batch, L, self.impl)  # the critic's outputs are read at 0..L-1
-        feat, _ = self.critic.features(obs_c, pa_c, pr_c, self.critic.init_state(B))
-        q1_all, q2_all = self.critic.q_values(feat[:L], obs[:L])
-        idx = act.long()
-        q1, q2 = q1_all.gather(-1, idx), q2_all.gather(-1, idx)
-        critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
-        gradient_step(self.critic_opt, critic_loss, f"SAC-discrete critic_loss at update {self.n_updates}",
-                      PO_DIVERGENCE_HINT)
+        with record_function("po_critic_forward"):
+            feat, _ = self.critic.features(obs_c, pa_c, pr_c, self.critic.init_state(B))
+            q1_all, q2_all = self.critic.q_values(feat[:L], obs[:L])
+            idx = act.long()
+            q1, q2 = q1_all.gather(-1, idx), q2_all.gather(-1, idx)
+            critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
+        with record_function("po_critic_backward_adam"):
+            gradient_step(self.critic_opt, critic_loss, f"SAC-discrete critic_loss at update {self.n_updates}",
+                          PO_DIVERGENCE_HINT)
 
-        with torch.no_grad():
+        with record_function("po_actor_forward"), torch.no_grad():
             feat_c, _ = self.critic.features(obs_c, pa_c, pr_c, self.critic.init_state(B))
             q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L])
         actor_loss = sacd_actor_loss(probs[:-1], log_probs[:-1], q1_pi, q2_pi, alpha, mask)
-        gradient_step(self.actor_opt, actor_loss, f"SAC-discrete actor_loss at update {self.n_updates}",
-                      PO_DIVERGENCE_HINT)
+        with record_function("po_actor_backward_adam"):
+            gradient_step(self.actor_opt, actor_loss, f"SAC-discrete actor_loss at update {self.n_updates}",
+                          PO_DIVERGENCE_HINT)
 
         entropy = -(probs[:-1] * log_probs[:-1]).sum(-1, keepdim=True).detach()
         alpha_loss = sacd_alpha_loss(self.log_alpha.log_alpha, entropy, self.target_entropy, mask)
         gradient_step(self.alpha_opt, alpha_loss, f"SAC-discrete alpha_loss at update {self.n_updates}",
                       PO_DIVERGENCE_HINT)
 
-        soft_update(self.target_critic, self.critic, self.tau)
+        with record_function("po_soft_update"):
+            soft_update(self.target_critic, self.critic, self.tau)
         self.n_updates += 1
         return {"critic_loss": float(critic_loss.item()), "actor_loss": float(actor_loss.item()),
                 "alpha": float(alpha.item()), "entropy": float(masked_mean(entropy, mask).item()),

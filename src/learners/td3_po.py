@@ -12,6 +12,7 @@ from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from utils.optim import gradient_step
 from utils.rl_utils import frozen, soft_update
@@ -127,25 +128,31 @@ class TD3POLearner:
         act, mask = batch["act"], batch["mask"]
         L, B = act.shape[0], act.shape[1]
         obs, pa, pr = history(batch, L, self.impl)  # the losses below read steps 0..L-1 only
-        target = self.compute_targets(batch)
-        feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-        q1, q2 = self.critic.q_values(feat[:L], obs[:L], act)
-        critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
-        gradient_step(self.critic_opt, critic_loss, f"TD3 critic_loss at update {self.n_updates}",
-                      PO_DIVERGENCE_HINT)
+        with record_function("po_target"):
+            target = self.compute_targets(batch)
+        with record_function("po_critic_forward"):
+            feat, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
+            q1, q2 = self.critic.q_values(feat[:L], obs[:L], act)
+            critic_loss = masked_mean((q1 - target) ** 2, mask) + masked_mean((q2 - target) ** 2, mask)
+        with record_function("po_critic_backward_adam"):
+            gradient_step(self.critic_opt, critic_loss, f"TD3 critic_loss at update {self.n_updates}",
+                          PO_DIVERGENCE_HINT)
         self.n_updates += 1
 
         if self.n_updates % self.policy_delay == 0:
-            mu, _ = self.actor(obs, pa, pr, self.actor.init_state(B))
-            with torch.no_grad():
-                feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
             with frozen(self.critic):  # the actor loss only trains the actor
-                q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L], mu[:L])
-                actor_loss = -masked_mean(torch.min(q1_pi, q2_pi), mask)
-                gradient_step(self.actor_opt, actor_loss, f"TD3 actor_loss at update {self.n_updates}",
-                              PO_DIVERGENCE_HINT)
-            soft_update(self.target_actor, self.actor, self.tau)
-            soft_update(self.target_critic, self.critic, self.tau)
+                with record_function("po_actor_forward"):
+                    mu, _ = self.actor(obs, pa, pr, self.actor.init_state(B))
+                    with torch.no_grad():
+                        feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
+                    q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L], mu[:L])
+                    actor_loss = -masked_mean(torch.min(q1_pi, q2_pi), mask)
+                with record_function("po_actor_backward_adam"):
+                    gradient_step(self.actor_opt, actor_loss, f"TD3 actor_loss at update {self.n_updates}",
+                                  PO_DIVERGENCE_HINT)
+            with record_function("po_soft_update"):
+                soft_update(self.target_actor, self.actor, self.tau)
+                soft_update(self.target_critic, self.critic, self.tau)
             self._last_actor_loss = float(actor_loss.item())
         return {"critic_loss": float(critic_loss.item()), "actor_loss": self._last_actor_loss,
                 "q_taken_mean": float(masked_mean(q1.detach(), mask).item()),
