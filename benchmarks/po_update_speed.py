@@ -5,8 +5,9 @@ the configs of ``--config=td3|sacd --env-config=pomdp``), two learners with the 
 weights, one per ``po_update_impl``, each make ``--updates`` updates per round on the same
 pre-sampled window batches (``po_batch_size`` x ``sampled_seq_len`` from a replay of
 ``--episodes`` uniform-random episodes of the real env). Rounds alternate the order (A, B, B, A,
-...); the table reports medians over ``--rounds`` rounds of the ms per update and of the per-round
-ratio fast / reference. Then both learners run ``--updates`` more under torch.profiler for a breakdown
+...); the table reports medians over ``--rounds`` rounds of the ms per update (wall time and the
+process's CPU time: with one torch thread the CPU time is what an update costs on a quiet machine,
+the wall time adds waiting for a core on a shared one) and of the per-round ratio fast / reference. Then both learners run ``--updates`` more under torch.profiler for a breakdown
 of one update by section (target, critic forward, critic backward + Adam, ...). Random CartPole episodes are short (~20 steps), so its windows are mostly
 padding, as early in training.
 
@@ -26,7 +27,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -64,12 +65,15 @@ def setup(core: str, task: str, impl: str, threads: int, episodes: int, seed: in
     return {"args": args, "env": env, "learner": learner, "runner": runner, "replay": replay}
 
 
-def time_updates(learner: Any, batches: List[Dict[str, torch.Tensor]]) -> float:
-    """Milliseconds per ``learner.train`` over ``batches``."""
-    start = time.perf_counter()
+def time_updates(learner: Any, batches: List[Dict[str, torch.Tensor]]) -> Tuple[float, float]:
+    """(wall ms, process CPU ms) per ``learner.train`` over ``batches``. With one torch thread
+    the CPU time is what the update costs on a quiet machine; the wall time adds the waits for
+    a core on a shared one."""
+    start, cpu = time.perf_counter(), time.process_time()
     for b in batches:
         learner.train(b)
-    return (time.perf_counter() - start) * 1e3 / len(batches)
+    n = len(batches)
+    return (time.perf_counter() - start) * 1e3 / n, (time.process_time() - cpu) * 1e3 / n
 
 
 SECTIONS = ("po_target", "po_critic_forward", "po_critic_backward_adam", "po_actor_forward",
@@ -101,12 +105,12 @@ def breakdown(learner: Any, replay: Any, batches: List[Dict[str, torch.Tensor]])
     return out
 
 
-def time_acting(runner: Any, min_steps: int) -> float:
-    """Milliseconds per env step of exploring episodes (at least ``min_steps`` steps)."""
-    steps, start = 0, time.perf_counter()
+def time_acting(runner: Any, min_steps: int) -> Tuple[float, float]:
+    """(wall ms, process CPU ms) per env step of exploring episodes (at least ``min_steps``)."""
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     while steps < min_steps:
         steps += int(runner.run("explore")["rew"].shape[0])
-    return (time.perf_counter() - start) * 1e3 / steps
+    return (time.perf_counter() - start) * 1e3 / steps, (time.process_time() - cpu) * 1e3 / steps
 
 
 def projected_minutes(args: Any, update_ms: float, act_ms: float, episode_limit: int) -> float:
@@ -126,35 +130,49 @@ def bench_cell(core: str, task: str, a: argparse.Namespace) -> Dict[str, Any]:
     batches = [ref["replay"].sample(bs, seq_len) for _ in range(a.updates)]
     for v in variants.values():  # warm-up (allocator, first fused-Adam step)
         time_updates(v["learner"], batches[:2])
-    ms: Dict[str, List[float]] = {impl: [] for impl in IMPLS}
-    ratios: List[float] = []
+    wall: Dict[str, List[float]] = {impl: [] for impl in IMPLS}
+    cpu: Dict[str, List[float]] = {impl: [] for impl in IMPLS}
+    ratios: Dict[str, List[float]] = {"wall": [], "cpu": []}
     for r in range(a.rounds):
         order = IMPLS if r % 2 == 0 else IMPLS[::-1]
         for impl in order:
-            ms[impl].append(time_updates(variants[impl]["learner"], batches))
-        ratios.append(ms["fast"][-1] / ms["reference"][-1])
-    act_ms = time_acting(variants["fast"]["runner"], a.act_steps)
+            w, c = time_updates(variants[impl]["learner"], batches)
+            wall[impl].append(w)
+            cpu[impl].append(c)
+        ratios["wall"].append(wall["fast"][-1] / wall["reference"][-1])
+        ratios["cpu"].append(cpu["fast"][-1] / cpu["reference"][-1])
+    act_wall, act_cpu = time_acting(variants["fast"]["runner"], a.act_steps)
     parts = {impl: breakdown(variants[impl]["learner"], ref["replay"], batches) for impl in IMPLS}
     limit = int(ref["env"].max_episode_steps)
-    med = {impl: statistics.median(v) for impl, v in ms.items()}
+    med_wall = {impl: statistics.median(v) for impl, v in wall.items()}
+    med_cpu = {impl: statistics.median(v) for impl, v in cpu.items()}
     return {"core": core, "task": task, "learner": str(ref["args"].po_learner),
-            "window": [bs, seq_len], "ms_per_update": med, "ms_per_update_rounds": ms,
-            "ratio_fast_over_reference": statistics.median(ratios), "ratios": ratios,
-            "act_ms_per_step": act_ms, "breakdown_ms": parts, "t_max": int(ref["args"].t_max),
-            "projected_run_min": {impl: projected_minutes(ref["args"], med[impl], act_ms, limit)
-                                  for impl in IMPLS}}
+            "window": [bs, seq_len], "ms_per_update": med_wall, "cpu_ms_per_update": med_cpu,
+            "ms_per_update_rounds": wall, "cpu_ms_per_update_rounds": cpu,
+            "ratio_fast_over_reference": statistics.median(ratios["wall"]),
+            "cpu_ratio_fast_over_reference": statistics.median(ratios["cpu"]), "ratios": ratios,
+            "act_ms_per_step": act_wall, "act_cpu_ms_per_step": act_cpu, "breakdown_ms": parts,
+            "t_max": int(ref["args"].t_max),
+            "projected_run_min": {impl: projected_minutes(ref["args"], med_wall[impl], act_wall, limit)
+                                  for impl in IMPLS},
+            "projected_run_min_cpu": {impl: projected_minutes(ref["args"], med_cpu[impl], act_cpu, limit)
+                                      for impl in IMPLS}}
 
 
 def markdown(rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     lines = [f"PO-control update speed, po_update_impl fast vs reference ({meta['note']})", "",
-             "| core | task | ms/update reference | ms/update fast | fast/reference | act ms/step "
-             "| projected run min reference | projected run min fast |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Wall = elapsed time on the shared machine; CPU = the process's CPU time (one thread: "
+             "about the wall time on a quiet machine). Projected = a t_max-step run incl. acting and evaluations.", "",
+             "| core | task | CPU ms/update reference | CPU ms/update fast | fast/reference (CPU) "
+             "| wall ms/update reference | wall ms/update fast | fast/reference (wall) | act CPU ms/step "
+             "| projected run min, CPU, fast | projected run min, wall, fast |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['core']} | {r['task']} ({r['learner']}) | {r['ms_per_update']['reference']:.1f} "
-                     f"| {r['ms_per_update']['fast']:.1f} | {r['ratio_fast_over_reference']:.2f} "
-                     f"| {r['act_ms_per_step']:.2f} | {r['projected_run_min']['reference']:.0f} "
-                     f"| {r['projected_run_min']['fast']:.0f} |")
+        lines.append(f"| {r['core']} | {r['task']} ({r['learner']}) | {r['cpu_ms_per_update']['reference']:.1f} "
+                     f"| {r['cpu_ms_per_update']['fast']:.1f} | {r['cpu_ratio_fast_over_reference']:.2f} "
+                     f"| {r['ms_per_update']['reference']:.1f} | {r['ms_per_update']['fast']:.1f} "
+                     f"| {r['ratio_fast_over_reference']:.2f} | {r['act_cpu_ms_per_step']:.2f} "
+                     f"| {r['projected_run_min_cpu']['fast']:.0f} | {r['projected_run_min']['fast']:.0f} |")
     names = list(SECTIONS) + ["other", "adam_steps", "replay_sample"]
     lines += ["", "Where one update's time goes (ms per update under torch.profiler, po_update_impl=fast; "
               "`adam_steps` is inside the two `*_backward_adam` sections; `replay_sample` is outside `train`)", "",
