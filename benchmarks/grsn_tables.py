@@ -20,6 +20,9 @@ Subcommands (each writes ``benchmarks/results/<tag>.json`` and ``.md``):
         Table 3 layout (ablation.py's rows) from a marl_learning record with variants tap / notap.
     python benchmarks/grsn_tables.py firing --inputs benchmarks/results/grid_thr_8m.json
         firing rate (spike_rate_mean at each test) over training for each grsn variant.
+    python benchmarks/grsn_tables.py resume-check
+        the grid's resume end to end (~5 min): a straight 3m run vs the same command stopped by
+        --deadline-s and given again with --resume; every logged series must be equal.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import argparse
 import glob
 import os
 import sys
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -318,6 +322,78 @@ def cmd_firing(a: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- resume check
+WALL_CLOCK = ("elapsed_s", "wall_time_s")
+
+
+def compare_experiments(straight: Any, joined: Any) -> Dict[str, Any]:
+    """Every logged series of two runs, wall-clock series aside: which keys differ (steps or values)."""
+    keys = sorted((set(straight.curves) | set(joined.curves)) - set(WALL_CLOCK))
+    differ = []
+    for k in keys:
+        (sa, va), (sb, vb) = straight.curves.get(k, ([], [])), joined.curves.get(k, ([], []))
+        if list(sa) != list(sb) or list(va) != list(vb):
+            differ.append(k)
+    return {"keys_compared": keys, "keys_differing": differ,
+            "test_points": len(straight.curves.get("test_battle_won_mean", ([], []))[0])}
+
+
+def cmd_resume_check(a: argparse.Namespace) -> int:
+    """A straight run and the same run stopped by ``--deadline-s`` then ``--resume``d must log the same."""
+    import shutil
+
+    import marl_learning
+    from utils.checkpoint import find_checkpoint
+
+    work = os.path.abspath(a.work)
+    shutil.rmtree(work, ignore_errors=True)
+    common = ["--agents", "rnn", "--maps", a.map, "--seeds", "1", "--t-max", str(a.t_max), "--test-interval",
+              str(a.test_interval), "--parallel", "1", "--work", work, "--out", os.path.join(work, "records")]
+    with_ = ["with", "torch_threads=1", "batch_size=8", "buffer_size=64", "test_nepisode=8"]
+    t0 = time.time()
+    marl_learning.main(common + ["--tag", "straight"] + with_)
+    process_s = time.time() - t0
+    straight = marl_learning.read_experiment(os.path.join(work, "straight", f"{a.map}_rnn_s1"))
+    train_s = float(straight.curves["wall_time_s"][1][-1])
+    # the deadline aims at the middle of training (start-up and compilation come first); the load of
+    # the machine moves both, so a deadline that finds the run done comes earlier, one that hits it
+    # before anything was saved later
+    deadline, stops = max(process_s - train_s / 2, 1.0), []
+    root = os.path.join(work, "parts", f"{a.map}_rnn_s1")
+    for _ in range(a.attempts):
+        shutil.rmtree(os.path.join(work, "parts"), ignore_errors=True)
+        marl_learning.main(common + ["--tag", "parts", "--resume", "--deadline-s", f"{deadline:.0f}"] + with_)
+        exp = marl_learning.read_experiment(root)
+        step = marl_learning.resumable(marl_learning.model_dir_of(exp.segments[-1])) if exp else None
+        stops.append({"deadline_s": round(deadline), "status": exp.status if exp else None,
+                      "checkpoint_t_env": find_checkpoint(step)[1] if step else None})
+        if step and exp.status != "COMPLETED":
+            break
+        deadline += (-1 if exp is not None and exp.status == "COMPLETED" else 1) * train_s / 4
+    else:
+        raise ValueError(f"no attempt stopped the run mid-training ({stops}); raise --t-max or --attempts")
+    marl_learning.main(common + ["--tag", "parts", "--resume"] + with_)
+    joined = marl_learning.read_experiment(root)
+    out = dict(compare_experiments(straight, joined), map=a.map, t_max=a.t_max, stops=stops,
+               straight_process_s=process_s, straight_training_s=train_s,
+               segments=len(joined.segments), status=joined.status,
+               final_t_env=int(joined.curves["test_battle_won_mean"][0][-1]),
+               straight_final_t_env=int(straight.curves["test_battle_won_mean"][0][-1]))
+    ok = not out["keys_differing"] and out["status"] == "COMPLETED" and out["segments"] >= 2
+    out["identical"] = ok
+    lines = [f"Resume check on SMAX {a.map} (rnn, seed 1, t_max {a.t_max}, batch_size=8 buffer_size=64 "
+             f"test_nepisode=8): a straight run vs the same command stopped by --deadline-s and given again "
+             f"with --resume.", "",
+             "| deadline (s) | status after it | checkpoint t_env with replay |", "|---|---|---|"]
+    lines += [f"| {s['deadline_s']:g} | {s['status']} | {s['checkpoint_t_env'] or '-'} |" for s in stops]
+    lines += ["", f"Joined run: {out['segments']} segments, {out['status']}, final test at t_env {out['final_t_env']} "
+              f"(straight: {out['straight_final_t_env']}); {len(out['keys_compared'])} logged series compared "
+              f"({out['test_points']} test points), wall-clock series aside; differing: "
+              f"{', '.join(out['keys_differing']) or 'none'}. Identical: {ok}."]
+    write_report(a.out, a.tag, out, "\n".join(lines))
+    return 0 if ok else 1
+
+
 # --------------------------------------------------------------------------- plan
 def training_rate(run: Dict[str, Any]) -> Optional[float]:
     """Training s per 10k env steps: slope of ``elapsed_s`` over the second half of the run's
@@ -420,6 +496,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plan.add_argument("--rates", nargs="*", default=[],
                       help="marl_learning records (globs) or sacred folders whose runs give s per 10k env steps")
     plan.add_argument("--tag", default="grid_plan")
+    chk = sub.add_parser("resume-check", help="straight run vs deadline-stopped + resumed run (~5 min)")
+    chk.add_argument("--map", default="3m")
+    chk.add_argument("--t-max", type=int, default=60000)
+    chk.add_argument("--test-interval", type=int, default=2000)
+    chk.add_argument("--attempts", type=int, default=4, help="tries to stop the run mid-training")
+    chk.add_argument("--work", default=os.path.join(ROOT, "results", "bench", "grid_resume_check"))
+    chk.add_argument("--tag", default="grid_resume_check")
     for name in ("table2", "table3", "firing"):
         q = sub.add_parser(name)
         q.add_argument("--inputs", nargs="+", required=True, help="marl_learning records (globs allowed)")
@@ -435,7 +518,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     try:
         return {"memory": cmd_memory, "plan": cmd_plan, "table2": cmd_table2, "table3": cmd_table3,
-                "firing": cmd_firing}[a.what](a)
+                "firing": cmd_firing, "resume-check": cmd_resume_check}[a.what](a)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Learning benchmark: QMIX test win rate over env steps for several agents, maps and seeds.
 
 Runs ``src/main.py`` once per (agent, map, seed) as independent processes (``--parallel`` at a
-time), then reads each sacred run's info.json and writes
+time), then reads each run's sacred records (the parts of a resumed run joined) and writes
 ``benchmarks/results/<tag>.json`` and ``<tag>.md``:
 
     python benchmarks/marl_learning.py --agents rnn,grsn --maps 3m --seeds 1,2,3 --t-max 200000
@@ -124,13 +124,21 @@ def resumable(model_dir: Optional[str]) -> Optional[str]:
 def plan_job(job: Dict[str, Any], resume: bool) -> None:
     """Decide how ``job`` runs: ``job["plan"]`` = ``reuse`` (a COMPLETED run with the same config
     is there), ``resume`` (``--resume`` and an unfinished run with the same config left a
-    checkpoint holding its replay: ``job["resume_from"]`` = its model folder) or ``fresh``."""
+    checkpoint holding its replay: ``job["resume_from"]`` = its model folder; also a finished run
+    whose last checkpoint kept its replay, when only ``t_max`` grew) or ``fresh``."""
     job["plan"], job["resume_from"] = "fresh", None
     exp = read_experiment(job["root"])
     if exp is None:
         return
-    diff = config_differences(exp.config, expected_config(job["cmd"]))
-    if diff:
+    wanted = expected_config(job["cmd"])
+    diff = config_differences(exp.config, wanted)
+    longer = diff == [d for d in diff if d.startswith("t_max:")] and diff and int(wanted["t_max"]) > int(
+        exp.config["t_max"])
+    if longer and resume and exp.status == "COMPLETED" and resumable(model_dir_of(exp.segments[-1])):
+        # a finished run kept with its replay (--keep-final-buffer) trains on to the larger t_max
+        job["plan"], job["resume_from"] = "resume", model_dir_of(exp.segments[-1])
+        job["note"] = f"extending t_max {exp.config['t_max']} -> {wanted['t_max']}"
+    elif diff:
         job["note"] = f"the stored run has another config ({'; '.join(diff[:4])}): starting again"
     elif exp.status == "COMPLETED":
         job["plan"] = "reuse"

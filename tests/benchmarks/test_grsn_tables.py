@@ -139,3 +139,19 @@ def test_firing_rates_over_training_and_plots_of_the_joined_runs(tmp_path):
     assert rows["8m/grsn"]["test_win"] == pytest.approx([0.0, 0.4, 0.8])
     pngs = sorted(os.listdir(out / "fr_plots"))
     assert pngs == ["8m__spike_rate.png", "8m__win_rate.png"]
+
+
+def test_resume_check_compares_every_series_but_wall_clock():
+    import numpy as np
+    import results
+
+    def exp(**curves):
+        return results.Experiment([], {k: (np.array(s, float), np.array(v, float)) for k, (s, v) in curves.items()})
+
+    a = exp(test_battle_won_mean=([0, 10], [0.0, 0.5]), loss=([5], [1.0]), elapsed_s=([0, 10], [1.0, 2.0]))
+    b = exp(test_battle_won_mean=([0, 10], [0.0, 0.5]), loss=([5], [1.0]), elapsed_s=([0, 10], [3.0, 9.0]))
+    same = grsn_tables.compare_experiments(a, b)
+    assert same["keys_compared"] == ["loss", "test_battle_won_mean"] and same["keys_differing"] == []
+    assert same["test_points"] == 2
+    c = exp(test_battle_won_mean=([0, 10], [0.0, 0.25]), elapsed_s=([0, 10], [1.0, 2.0]))
+    assert grsn_tables.compare_experiments(a, c)["keys_differing"] == ["loss", "test_battle_won_mean"]

@@ -149,3 +149,20 @@ def test_the_record_joins_both_parts_and_spent_replays_are_removed(tmp_path):
     rec = marl_learning.run_record(job)
     assert rec["status"] == "COMPLETED" and not rec["truncated"] and rec["wall_time_s"] == 55.0
     assert len(rec["segments"]) == 3 and rec["info"]["test_battle_won_mean"][-1] == 1.0
+
+
+def test_a_larger_t_max_extends_a_finished_run_only_when_it_kept_its_replay(tmp_path):
+    job = one_job(tmp_path)
+    config = marl_learning.expected_config(job["cmd"])
+    sacred_run(job, 1, "COMPLETED", config, [0, 1000], [0.0, 0.5], "tokA", "2026-12-04T10:00:00", wall=9.0)
+    final = checkpoint(job, "tokA", 1000)
+    longer = dict(job, cmd=[c if not c.startswith("t_max=") else "t_max=2000" for c in job["cmd"]])
+    marl_learning.plan_job(longer, resume=True)
+    assert longer["plan"] == "resume" and longer["note"] == "extending t_max 1000 -> 2000"
+    shorter = dict(job, cmd=[c if not c.startswith("t_max=") else "t_max=500" for c in job["cmd"]])
+    marl_learning.plan_job(shorter, resume=True)
+    assert shorter["plan"] == "fresh"
+    marl_learning.drop_spent_buffers(job["root"])  # the default: a finished run's replay is removed
+    assert not has_part(final, "buffer")
+    marl_learning.plan_job(longer, resume=True)
+    assert longer["plan"] == "fresh" and "t_max: 1000 -> 2000" in longer["note"]
