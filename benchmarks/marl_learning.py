@@ -230,6 +230,24 @@ def summarise(runs: List[Dict[str, Any]], level: float) -> Dict[str, Any]:
     }
 
 
+RESUMED_LINE = "resumed at t_env"  # src/run/marl.py logs it once the checkpoint, replay included, is loaded
+
+
+def still_loading(job: Dict[str, Any]) -> bool:
+    """Whether a resumed run is still loading its checkpoint. While it loads it holds its replay
+    twice (the allocated buffer and the loaded part), so no other run starts until it has
+    logged ``RESUMED_LINE`` (or exited): two resuming MMM2 runs at once would need ~23 GiB."""
+    if job.get("plan") != "resume" or job.get("loaded") or job["proc"].poll() is not None:
+        return False
+    try:
+        with open(os.path.join(job["root"], "stdout.log"), errors="replace") as fh:
+            fh.seek(job.get("log_offset", 0))
+            job["loaded"] = RESUMED_LINE in fh.read()
+    except OSError:
+        return True
+    return not job["loaded"]
+
+
 def parse_buffer_sizes(text: str) -> Dict[str, int]:
     """``"8m=5000,MMM2=2000"`` -> ``{"8m": 5000, "MMM2": 2000}`` (ValueError naming the bad item)."""
     out: Dict[str, int] = {}
@@ -350,10 +368,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     print(f"run {job['map']} {job['agent']} seed {job['seed']} did not stop within "
                           f"{a.stop_grace_s:.0f} s of SIGTERM: killed (it resumes from its newest complete "
                           f"checkpoint, if that holds a replay)", file=sys.stderr, flush=True)
-        while pending and len(running) < a.parallel:
+        while pending and len(running) < a.parallel and not any(still_loading(j) for j in running):
             job = pending.pop(0)
             os.makedirs(job["root"], exist_ok=True)
-            job["log"] = open(os.path.join(job["root"], "stdout.log"), "a")
+            log_path = os.path.join(job["root"], "stdout.log")
+            job["log_offset"] = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+            job["log"] = open(log_path, "a")
             job["start"] = time.time()
             # a background shell starts children with SIGINT ignored; restore it so Ctrl-C reaches them
             job["proc"] = subprocess.Popen(job["cmd"], stdout=job["log"], stderr=subprocess.STDOUT, env=env,

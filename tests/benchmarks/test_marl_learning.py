@@ -166,3 +166,27 @@ def test_a_larger_t_max_extends_a_finished_run_only_when_it_kept_its_replay(tmp_
     assert not has_part(final, "buffer")
     marl_learning.plan_job(longer, resume=True)
     assert longer["plan"] == "fresh" and "t_max: 1000 -> 2000" in longer["note"]
+
+
+def test_no_run_starts_while_a_resumed_run_still_loads_its_replay(tmp_path):
+    class Proc:
+        code = None
+
+        def poll(self):
+            return self.code
+
+    (tmp_path / "stdout.log").write_text("old part: resumed at t_env 5\n")
+    job = {"plan": "resume", "root": str(tmp_path), "proc": Proc(),
+           "log_offset": os.path.getsize(tmp_path / "stdout.log")}  # earlier parts' lines do not count
+    assert marl_learning.still_loading(job)
+    with open(tmp_path / "stdout.log", "a") as fh:
+        fh.write("[INFO] loading checkpoint ...\n")
+    assert marl_learning.still_loading(job)
+    with open(tmp_path / "stdout.log", "a") as fh:
+        fh.write("[INFO] resumed at t_env 38722, episode 1, 64 episodes in the replay buffer\n")
+    assert not marl_learning.still_loading(job)
+    fresh = dict(job, plan="fresh", loaded=False)
+    assert not marl_learning.still_loading(fresh)
+    died = {"plan": "resume", "root": str(tmp_path / "none"), "proc": Proc(), "log_offset": 0}
+    died["proc"].code = 1
+    assert not marl_learning.still_loading(died)
