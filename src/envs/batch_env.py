@@ -97,6 +97,9 @@ def check_actions(actions: np.ndarray, avail: np.ndarray, active: Optional[np.nd
         else:
             raise ValueError(f"actions must be integers, got dtype {acts.dtype}")
     acts = acts.astype(np.int32, copy=False)
+    if active is None and acts.size and 0 <= acts.min() and acts.max() < n_actions:  # fast path: all valid?
+        if avail.reshape(-1, n_actions)[np.arange(acts.size), acts.reshape(-1)].all():
+            return acts
     in_range = (acts >= 0) & (acts < n_actions)
     picked = np.take_along_axis(avail, np.clip(acts, 0, n_actions - 1)[..., None], axis=-1)[..., 0]
     bad = ~(in_range & (picked != 0))

@@ -280,23 +280,48 @@ class _Compiled:
             carry, packed, _ = step_core(carry, actions, active, limit, reward_factor)
             return carry, packed
 
-        def step_reset_one(carry, actions, limit, reward_factor, root, n_reset, env_id):
-            """Step; if the episode ended, restart the env with its key of reset ``n_reset``.
-            Packed row: the step's row (obs after the step, state, avail, reward, flags), then
-            obs/state/avail to act on next (the new episode's first ones where it ended)."""
-            stepped, packed, done = step_core(carry, actions, True, limit, reward_factor)
-            key = jax.random.fold_in(jax.random.fold_in(root, n_reset), env_id)
-            fresh, first = reset_one(key, limit)
-            carry = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), fresh, stepped)
-            now = jnp.where(done, first, packed[:first.shape[0]])
-            return carry, jnp.concatenate([packed, now])
+        n_restart = max(2, n_envs // 8)  # restarts done on their own per step (more: all envs)
+
+        def step_reset_batch(carry, actions, limit, reward_factor, root, n_resets, env_ids):
+            """Step all envs; restart those whose episode ended, env i with its key of reset
+            ``n_resets[i]``. Packed rows: the step's row (obs after the step, state, avail, reward,
+            flags), then obs/state/avail to act on next (the new episode's first where it ended).
+            The restarts are computed only for the envs that ended: up to ``n_restart`` of them
+            gathered, more at once by one reset of all envs (the same values either way)."""
+            stepped, packed, done = jax.vmap(step_core, in_axes=(0, 0, None, None, None))(
+                carry, actions, True, limit, reward_factor)
+            head = packed[:, :packed.shape[1] - 5]   # obs, state, avail (without reward and flags)
+
+            def fresh_for(idx):
+                keys = jax.vmap(lambda c, i: jax.random.fold_in(jax.random.fold_in(root, c), i))(
+                    n_resets[idx], env_ids[idx])
+                return jax.vmap(reset_one, in_axes=(0, None))(keys, limit)
+
+            def restart_none(_):
+                return stepped, head
+
+            def restart_some(_):
+                idx = jnp.nonzero(done, size=n_restart, fill_value=n_envs)[0]  # n_envs = no env (dropped)
+                fresh, first = fresh_for(jnp.minimum(idx, n_envs - 1))
+                new = jax.tree_util.tree_map(lambda c, f: c.at[idx].set(f, mode="drop"), stepped, fresh)
+                return new, head.at[idx].set(first, mode="drop")
+
+            def restart_all(_):
+                fresh, first = fresh_for(jnp.arange(n_envs))
+                pick = jax.vmap(lambda d, f, s: jnp.where(d, f, s))
+                return (jax.tree_util.tree_map(lambda f, s: pick(done, f, s), fresh, stepped),
+                        pick(done, first, head))
+
+            count = jnp.sum(done)
+            branch = jnp.where(count == 0, 0, jnp.where(count <= n_restart, 1, 2))
+            new_carry, now = jax.lax.switch(branch, [restart_none, restart_some, restart_all], None)
+            return new_carry, jnp.concatenate([packed, now], axis=1)
 
         self.cpu = jax.devices("cpu")[0]
         self.reset_fn = jax.jit(jax.vmap(reset_one, in_axes=(0, None)))
         self.step_fn = jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=(0,))
         # compiled on its first call (only the continuous runner uses it)
-        self.step_reset_fn = jax.jit(jax.vmap(step_reset_one, in_axes=(0, 0, None, None, None, 0, 0)),
-                                     donate_argnums=(0,))
+        self.step_reset_fn = jax.jit(step_reset_batch, donate_argnums=(0,))
         # warm up: compile reset and step now, so the first real calls are fast
         keys = jax.device_put(jax.random.split(jax.random.PRNGKey(0), n_envs), self.cpu)
         limit, factor = np.int32(100), np.float32(1.0)

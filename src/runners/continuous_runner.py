@@ -165,7 +165,7 @@ class ContinuousRunner(BatchRunner):
         t += 1
         for k in OBS_SLOTS:
             buf[k][rows, t] = nxt[k]
-        self._last_onehot = torch.nn.functional.one_hot(actions, self.env_info["n_actions"]).float()
+        self._last_onehot.zero_().scatter_(-1, actions.unsqueeze(-1), 1.0)  # mac.act keeps no reference
         done = terminated | info["episode_limit"]
         if not done.any():
             if int(t.max()) >= self.episode_limit:
