@@ -145,7 +145,8 @@ class TD3POLearner:
                     mu, _ = self.actor(obs, pa, pr, self.actor.init_state(B))
                     with torch.no_grad():
                         feat_c, _ = self.critic.features(obs, pa, pr, self.critic.init_state(B))
-                    q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L], mu[:L])
+                    q1_pi, q2_pi = self.critic.q_values(feat_c[:L], obs[:L], mu[:L],
+                                                        const_feat=self.impl == "fast")
                     actor_loss = -masked_mean(torch.min(q1_pi, q2_pi), mask)
                 with record_function("po_actor_backward_adam"):
                     gradient_step(self.actor_opt, actor_loss, f"TD3 actor_loss at update {self.n_updates}",

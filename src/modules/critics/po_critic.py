@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from modules.agents.po_actor import CRITIC_LAST_BOUND, SequenceModel, Shortcut, init_head, uses_shortcut
 from modules.mlp import mlp
@@ -43,15 +44,36 @@ class POTwinCritic(SequenceModel):
         init_head(self.q1, self.head_init, CRITIC_LAST_BOUND)
         init_head(self.q2, self.head_init, CRITIC_LAST_BOUND)
 
-    def q_values(self, feat: Tensor, obs: Tensor, action: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def q_values(self, feat: Tensor, obs: Tensor, action: Optional[Tensor] = None,
+                 const_feat: bool = False) -> Tuple[Tensor, Tensor]:
         """``feat [..., hidden]``, the current ``obs [..., obs_dim]`` (+ ``action [..., act_dim]``
         when continuous) -> ``(q1, q2)``, each ``[..., 1]`` (continuous) or ``[..., n_actions]``
-        (discrete)."""
+        (discrete).
+
+        ``const_feat=True`` (for the TD3 actor loss: ``feat`` and the critic's weights need no
+        gradient, only the action) splits each head's first layer ``W [feat, s] + b`` into
+        ``W_feat feat + (W_s s + b)`` so the backward pass skips the ``feat`` columns; same values."""
         if not self.discrete and action is None:
             raise ValueError("a continuous-action critic needs the action to evaluate.")
         if self.shortcut is not None:
             x = obs if self.discrete else torch.cat([obs, action], dim=-1)
-            x = torch.cat([feat, self.shortcut(x)], dim=-1)
+            rest = self.shortcut(x)
         else:
-            x = feat if self.discrete else torch.cat([feat, action], dim=-1)
-        return self.q1(x), self.q2(x)
+            rest = None if self.discrete else action
+        if rest is None:
+            return self.q1(feat), self.q2(feat)
+        if not const_feat:
+            x = torch.cat([feat, rest], dim=-1)
+            return self.q1(x), self.q2(x)
+        return self._split_first(self.q1, feat, rest), self._split_first(self.q2, feat, rest)
+
+    @staticmethod
+    def _split_first(head: nn.Sequential, feat: Tensor, rest: Tensor) -> Tensor:
+        """``head(cat([feat, rest]))`` with the first Linear applied to the two parts separately."""
+        first, h = head[0], feat.shape[-1]
+        if torch.is_grad_enabled() and (feat.requires_grad or first.weight.requires_grad):
+            raise ValueError("q_values(const_feat=True) needs feat without gradient and a frozen critic "
+                             "(utils.rl_utils.frozen); use const_feat=False to train through them.")
+        with torch.no_grad():
+            pre_feat = F.linear(feat, first.weight[:, :h])
+        return head[1:](F.linear(rest, first.weight[:, h:], first.bias) + pre_feat)

@@ -62,3 +62,28 @@ def test_authors_init_last_q_layer_within_3e_3():
     for q in (critic.q1, critic.q2):
         assert torch.all(q[0].bias == 0.1)
         assert 1e-3 < q[-1].weight.abs().max() <= 3e-3
+
+
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_const_feat_split_gives_the_same_q_and_action_gradient(shortcut):
+    """The TD3 actor loss path (first layer split, feat constant) = the concatenated input, float64."""
+    from utils.rl_utils import frozen
+    torch.manual_seed(0)
+    critic = POTwinCritic(3, 2, False, args(po_shortcut=shortcut)).double()
+    feat = torch.randn(4, 5, critic.hidden_dim, dtype=torch.float64)
+    obs = torch.randn(4, 5, 3, dtype=torch.float64)
+    act = torch.rand(4, 5, 2, dtype=torch.float64, requires_grad=True)
+    with frozen(critic):
+        ref = critic.q_values(feat, obs, act)
+        g_ref = torch.autograd.grad(sum(q.sum() for q in ref), act)[0]
+        split = critic.q_values(feat, obs, act, const_feat=True)
+        g_split = torch.autograd.grad(sum(q.sum() for q in split), act)[0]
+    for a, b in zip(ref, split):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert torch.allclose(g_ref, g_split, rtol=0, atol=1e-12) and g_ref.abs().sum() > 0
+
+
+def test_const_feat_refuses_a_trainable_critic():
+    critic = POTwinCritic(3, 2, False, args())
+    with pytest.raises(ValueError, match="frozen critic"):
+        critic.q_values(torch.randn(2, critic.hidden_dim), torch.randn(2, 3), torch.rand(2, 2), const_feat=True)
