@@ -37,7 +37,8 @@ def td3_target(rew: Tensor, term: Tensor, q1_next: Tensor, q2_next: Tensor, gamm
     return rew + gamma * (1.0 - term) * torch.min(q1_next, q2_next)
 
 
-#: ``po_update_impl`` values: ``fast`` (fused Adam, unrolls only over the steps a loss reads) or
+#: ``po_update_impl`` values: ``fast`` (fused Adam, unrolls only over the steps a loss reads, the
+#: TD3 actor loss backpropagates through the critic's first layers only into the action part) or
 #: ``reference`` (the earlier update: per-parameter Adam loop, every unroll over all L + 1 steps).
 #: Both compute the same losses and gradients (up to float rounding).
 UPDATE_IMPLS = ("fast", "reference")
