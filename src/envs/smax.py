@@ -280,7 +280,7 @@ class _Compiled:
             carry, packed, _ = step_core(carry, actions, active, limit, reward_factor)
             return carry, packed
 
-        n_restart = max(2, n_envs // 8)  # restarts done on their own per step (more: all envs)
+        n_restart = min(n_envs, max(2, n_envs // 8))  # restarts done on their own per step (more: all envs)
 
         def step_reset_batch(carry, actions, limit, reward_factor, root, n_resets, env_ids):
             """Step all envs; restart those whose episode ended, env i with its key of reset
