@@ -94,6 +94,12 @@ class RecordingLogger:
     def print_test(self, t_env: int) -> None:
         pass
 
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        pass
+
 
 def run_key(rec: Dict[str, Any]) -> str:
     return f"{rec['config']}|{rec['env']}|{rec['neuron']}|seed{rec['seed']}|t{rec['t_max']}"

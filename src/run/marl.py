@@ -113,7 +113,9 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
     if resume_from is not None:
         learner.load(resume_from, resume=True)
         runner.load_state_dict(restore_plain(resume_from, "runner"))
-        loop.update(restore_plain(resume_from, "loop"))
+        saved = restore_plain(resume_from, "loop")
+        logger.load_state_dict(saved.pop("logger", {}))
+        loop.update(saved)
         set_global_rng_state(restore_plain(resume_from, "rng"))
         if has_part(resume_from, "buffer"):
             buffer.load_state_dict(restore_plain(resume_from, "buffer", args.device))
@@ -131,7 +133,8 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
     def save(last: bool) -> None:
         loop["elapsed_s"] = time.time() - start
         ckpt.save(runner.t_env, learner.checkpoint_parts(),
-                  {"runner": runner.state_dict(), "loop": dict(loop), "rng": global_rng_state()},
+                  {"runner": runner.state_dict(), "loop": {**loop, "logger": logger.state_dict()},
+                   "rng": global_rng_state()},
                   {"buffer": buffer}, last)
 
     def test_now() -> Optional[float]:

@@ -209,7 +209,9 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
         "last_log": never, "last_save": 0, "ep_returns": [], "ep_lengths": [], "train_stats": {}}
     if resume_from is not None:
         load_checkpoint(resume_from, learner.parts(), map_location=device, required=tuple(learner.parts()))
-        loop.update(restore_plain(resume_from, "loop"))
+        saved = restore_plain(resume_from, "loop")
+        logger.load_state_dict(saved.pop("logger", {}))
+        loop.update(saved)
         rng = restore_plain(resume_from, "rng")
         set_global_rng_state(rng["global"])
         set_gym_env_rng_state(env, rng["env"])
@@ -231,7 +233,8 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
         if loop["t_env"] > 0:
             rng = {"global": global_rng_state(), "env": gym_env_rng_state(env),
                    "test_env": gym_env_rng_state(test_env)}
-            ckpt.save(loop["t_env"], learner.parts(), {"loop": {**loop, "train_stats": dict(train_stats)},
+            ckpt.save(loop["t_env"], learner.parts(), {"loop": {**loop, "train_stats": dict(train_stats),
+                                                                "logger": logger.state_dict()},
                                                        "rng": rng}, {"replay": replay}, last)
 
     def tests_and_console() -> None:

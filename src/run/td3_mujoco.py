@@ -274,6 +274,7 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
         obs = saved.pop("obs").numpy()
         train_stats.update(saved.pop("train_stats"))
         tester.load_state_dict(saved.pop("tester"))
+        logger.load_state_dict(saved.pop("logger", {}))
         loop.update(saved)
         states = restore_plain(resume_from, "rng")
         set_global_rng_state(states["global"])
@@ -295,7 +296,7 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
 
     def save(last: bool) -> None:
         state = {**loop, "obs": torch.as_tensor(np.asarray(obs)), "train_stats": dict(train_stats),
-                 "tester": tester.state_dict()}
+                 "tester": tester.state_dict(), "logger": logger.state_dict()}
         rngs = {"global": global_rng_state(), "noise": generator_state(rng), "env": env_state(env)}
         ckpt.save(loop["t_env"], {**learner.deploy_parts(), **learner.train_parts()},
                   {"loop": state, "rng": rngs}, {"replay": replay}, last)

@@ -63,6 +63,11 @@ def progress_line(t_env: int, t_max: int, steps_per_s: Optional[float], elapsed_
     return f"t_env: {t_env} / {t_max}{pct} | {rate} env steps/s | elapsed {time_str(elapsed_s)} | left {left}"
 
 
+def _best(series: List[Tuple[int, float]]) -> Tuple[int, float]:
+    """The highest value of ``[(t, value), ...]`` and its step (the earliest step on ties)."""
+    return max(series, key=lambda tv: (tv[1], -tv[0]))
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
 
@@ -85,6 +90,7 @@ class Logger:
         self._wall0 = clock()
         self._t_first: Optional[int] = None  # first env step seen (a resumed run starts late)
         self._last_progress: Optional[Tuple[int, float]] = None
+        self._best_before: Dict[str, Tuple[int, float]] = {}  # best of the run's earlier parts (resume)
 
     def setup_sacred(self, sacred_run: Any) -> None:
         """Mirror every stat into ``sacred_run.info`` and its metrics."""
@@ -165,11 +171,26 @@ class Logger:
         cells = []
         for k in keys:
             cell = f"{k} {_fmt(self.stats[k][-1][1])}"
-            if k in BEST_KEYS and len(self.stats[k]) > 1:
-                best_t, best_v = max(self.stats[k], key=lambda tv: (tv[1], -tv[0]))
+            series = self._best_series(k)
+            if k in BEST_KEYS and len(series) > 1:
+                best_t, best_v = _best(series)
                 cell += f" (best {_fmt(best_v)} at t_env {best_t})"
             cells.append(cell)
         self.console.info(f"Test at t_env {t_env}: " + (" | ".join(cells) if cells else "no test stats logged"))
+
+    def _best_series(self, key: str) -> List[Tuple[int, float]]:
+        prior = [self._best_before[key]] if key in self._best_before else []
+        return prior + list(self.stats.get(key, []))
+
+    def state_dict(self) -> Dict[str, List[float]]:
+        """The best value so far of each ``BEST_KEYS`` stat as ``{key: [t_env, value]}``: saved with
+        a checkpoint, so the test line of a resumed run still shows the best of the whole run."""
+        return {k: [int(t), float(v)] for k in BEST_KEYS if self._best_series(k)
+                for t, v in [_best(self._best_series(k))]}
+
+    def load_state_dict(self, state: Dict[str, List[float]]) -> None:
+        """Restore :meth:`state_dict` (the best values of the run's earlier parts)."""
+        self._best_before = {k: (int(t), float(v)) for k, (t, v) in state.items()}
 
     def print_recent_stats(self) -> None:
         """Each stat's latest value (not a running mean), four per line."""

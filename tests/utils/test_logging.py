@@ -102,3 +102,24 @@ def test_tensorboard_scalars_are_written(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("test_return_mean")] == [(10, 1.5), (20, 2.5)]
+
+
+def test_best_so_far_survives_a_resume(caplog):
+    """A resumed run's test line shows the best of the whole run, not of the resumed part only:
+    the first part's best (0.75 at t=200) is carried by state_dict into a fresh Logger."""
+    import logging as std_logging
+
+    first = Logger(console=std_logging.getLogger("test_best_resume"))
+    for t, v in [(100, 0.5), (200, 0.75), (300, 0.25)]:
+        first.log_stat("test_battle_won_mean", v, t)
+    state = first.state_dict()
+    assert state == {"test_battle_won_mean": [200, 0.75]}
+
+    resumed = Logger(console=std_logging.getLogger("test_best_resume"))
+    resumed.load_state_dict(state)
+    resumed.log_stat("test_battle_won_mean", 0.5, 400)
+    with caplog.at_level(std_logging.INFO, logger="test_best_resume"):
+        resumed.print_test(400)
+    assert "test_battle_won_mean 0.5000 (best 0.7500 at t_env 200)" in caplog.text
+    resumed.log_stat("test_battle_won_mean", 1.0, 500)
+    assert resumed.state_dict() == {"test_battle_won_mean": [500, 1.0]}
