@@ -1,27 +1,18 @@
 """Tiny end-to-end runs of the td3_mujoco loop (InvertedPendulum-v4, small nets, few steps)."""
 import logging
 import os
-from collections import defaultdict
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from run.td3_mujoco import _make_env, _Tester, evaluate, run_td3_mujoco
+from utils.logging import Logger
 
 
-class StubLogger:
-    def __init__(self):
-        self.stats = defaultdict(list)
-        self.console = logging.getLogger("td3_mujoco_smoke")
-
-    def log_stat(self, key, value, t):
-        self.stats[key].append((t, float(value)))
-
-    def print_recent_stats(self):
-        pass
-
-    print_progress = print_test = lambda self, *a: None
+def StubLogger() -> Logger:
+    """The project's Logger without sacred or tensorboard: stats kept in ``.stats``."""
+    return Logger(console=logging.getLogger("td3_mujoco_smoke"))
 
 
 def make_args(tmp_path, mode, **kw):
