@@ -119,7 +119,7 @@ class SpikingCore(SequenceCore):
         cls = lookup(NEURON_REGISTRY, self.neuron, what="neuron")
         self.layer = cls(self.input_dim, self.hidden_dim, **neuron_kwargs(args))
         self.tap = bool(getattr(args, "tap", True)) if args is not None else True
-        self.snn_T = int(getattr(args, "snn_T", 4) or 4) if args is not None else 4
+        self.snn_T = int(getattr(args, "snn_T", 4)) if args is not None else 4
         if self.snn_T < 1:
             raise ValueError(f"snn_T must be >= 1, got {self.snn_T}.")
         self.stateful = self.tap

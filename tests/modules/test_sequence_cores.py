@@ -127,3 +127,11 @@ def test_act_time_threading_equals_training_unroll_continuous(name):
 @pytest.mark.parametrize("name", ["gru", "grsn"])
 def test_act_time_threading_equals_training_unroll_discrete(name):
     _play_and_check(name, "CartPole-V", SACDPOLearner)
+
+
+def test_spiking_core_refuses_snn_T_zero_instead_of_using_4():
+    """snn_T=0 used to become 4 silently (`or 4`); it must be the error that names snn_T."""
+    from types import SimpleNamespace
+
+    with pytest.raises(ValueError, match="snn_T must be >= 1, got 0"):
+        build_core("grsn", 6, 8, SimpleNamespace(tap=False, snn_T=0))
