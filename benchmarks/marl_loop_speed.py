@@ -39,6 +39,7 @@ import torch  # noqa: E402
 
 from components.episode_buffer import ReplayBuffer  # noqa: E402
 from run.marl import build_marl  # noqa: E402
+from run.marl_iteration import TrainingIteration  # noqa: E402
 from utils.config import build_config  # noqa: E402
 from utils.seeding import global_rng_state, set_global_rng_state, set_seed  # noqa: E402
 from report import write_report  # noqa: E402  (benchmarks/report.py)
@@ -84,8 +85,16 @@ class Loop:
         info = self.runner.env_info
         self.buffer = ReplayBuffer(args.buffer_size, self.runner.episode_limit, info["n_agents"], info["obs_shape"],
                                    info["state_shape"], info["n_actions"], rng=np.random.default_rng(seed))
+        self.step = TrainingIteration(args, self.runner, self.buffer, self.learner, self.mac)
         self.episode = 0
         self.fill: List[float] = []
+        self.learner_fill: List[float] = []
+        train = self.learner.train
+
+        def train_and_note_fill(batch: Any, t_env: int, episode: int) -> Dict[str, float]:
+            self.learner_fill.append(float(batch.filled.mean()))
+            return train(batch, t_env, episode)
+        self.learner.train = train_and_note_fill
         self.rng_state = global_rng_state()   # each variant draws from its own copy of the seeded streams
 
     def iterate(self, train: bool = True) -> Dict[str, float]:
@@ -97,26 +106,24 @@ class Loop:
             self.rng_state = global_rng_state()
 
     def _iterate(self, train: bool) -> Dict[str, float]:
-        """One loop iteration; seconds spent in each phase and the env steps it collected."""
-        t0 = time.perf_counter()
-        t_before = self.runner.t_env
-        batch = self.runner.run(test_mode=False)
-        t1 = time.perf_counter()
-        self.buffer.insert(batch)
-        self.episode += self.runner.n_envs
-        out = {"steps": float(self.runner.t_env - t_before), "runner": t1 - t0, "buffer": 0.0, "learner": 0.0}
-        if train and self.buffer.can_sample(self.args.batch_size):
-            sample = self.buffer.sample(self.args.batch_size)
-            t2 = time.perf_counter()
-            self.fill.append(float(sample.filled.mean()))
-            self.learner.train(sample, self.runner.t_env, self.episode)
-            out["learner"] = time.perf_counter() - t2
-            out["buffer"] = t2 - t1
+        """One loop iteration (src/run/marl_iteration.py, as src/run/marl.py steps it); seconds spent
+        in each phase (with ``overlap_acting`` runner and learner overlap: ``wall`` < their sum), the
+        env steps collected, and the learner's batch fill."""
+        before = dict(self.step.seconds)
+        t_before, can_train = self.runner.t_env, self.buffer.can_sample(self.args.batch_size)
+        if train:
+            self.episode = self.step(self.episode)
+            if can_train:
+                self.fill.append(self.learner_fill[-1])
         else:
-            out["buffer"] = time.perf_counter() - t1
+            self.step._store(self.step._timed_run())
+            self.episode += self.runner.n_envs
+        out = {k: self.step.seconds[k] - before[k] for k in before}
+        out["steps"] = float(self.runner.t_env - t_before)
         return out
 
     def close(self) -> None:
+        self.step.close()
         self.runner.close()
 
 
@@ -133,12 +140,11 @@ def bench_agent(agent: str, variants: List[Tuple[str, List[str]]], a: argparse.N
         order = names if r % 2 == 0 else names[::-1]
         row: Dict[str, Dict[str, float]] = {}
         for name in order:
-            tot = {k: 0.0 for k in ("steps",) + PHASES}
+            tot = {k: 0.0 for k in ("steps", "wall") + PHASES}
             for _ in range(a.iters):
                 for k, v in loops[name].iterate().items():
                     tot[k] += v
-            wall = sum(tot[p] for p in PHASES)
-            row[name] = dict(tot, wall=wall, steps_per_s=tot["steps"] / wall)
+            row[name] = dict(tot, steps_per_s=tot["steps"] / tot["wall"])
         rounds.append(row)
         print(f"[{agent}] round {r + 1}/{a.rounds}: " + ", ".join(
             f"{n} {row[n]['steps_per_s']:.0f} steps/s" for n in names), flush=True)
@@ -194,6 +200,10 @@ def markdown(res: Dict[str, Any]) -> str:
              "| agent | variant | env steps/s (median) | ratio to base (median of rounds) | learner ms/update "
              "| runner % | buffer % | learner % | sampled batch fill |",
              "|---|---|---|---|---|---|---|---|---|"]
+    if any("overlap_acting=True" in o for row in res["agents"].values() for v in row["variants"].values()
+           for o in v["overrides"]):
+        lines[-2:-2] = ["With `overlap_acting=True` runner and learner run at the same time (on two cores): "
+                        "their shares of the wall time add up to more than 100 %.", ""]
     for agent, row in res["agents"].items():
         for name, v in row["variants"].items():
             sh = v["time_share"]

@@ -12,11 +12,15 @@
     stepping (uniform random valid actions, all envs stepped every call) of a batch of the same
     size, for each of ``--runner-envs``.
 
+All learners of a map (every agent and path, plus ``<agent>_notap`` = ``tap=False`` for
+``--notap-agents``) are timed in turn within each repeat (order reversed every other repeat), and
+ratios such as GRSN / GRU and TAP / no-TAP are medians of the per-repeat ratios.
+
 Timings are medians over ``--repeats`` after ``--warmup`` untimed calls. Writes
 ``benchmarks/results/train_speed.json`` and ``train_speed.md`` and prints the tables.
 
     python benchmarks/train_speed.py                      # 3m and 8m, 8 and 64 envs (~3-4 min, 2 cores)
-    python benchmarks/train_speed.py --maps 3m --repeats 3 --runner-envs 8
+    python benchmarks/train_speed.py --maps 3m --repeats 3 --runner-envs 8 --notap-agents grsn
     python benchmarks/train_speed.py --device cuda        # GPU: Triton scans vs loops vs cuDNN GRU
 """
 from __future__ import annotations
@@ -28,7 +32,7 @@ import statistics
 import sys
 import time
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -93,30 +97,55 @@ def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int) -> Epis
     return b
 
 
-def bench_learner(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed: int,
-                  warmup: int, repeats: int) -> Dict[str, Dict[str, Any]]:
-    """ms per ``QLearner.train`` for ``agent`` with each unroll of PATHS (same initial weights).
-    The paths are timed in turn within every repeat, so drifting machine load hits all alike."""
-    learners = {}
-    for path, mode in PATHS.items():
-        args = base_args(seed, {})
-        args.agent, args.mac_unroll = agent, mode
-        args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
-        args.state_shape, args.obs_shape = info["state_shape"], info["obs_shape"]
-        args.episode_limit = info["episode_limit"]
-        torch.manual_seed(seed)
-        learners[path] = QLearner(BasicMAC(info, args), info, args, NullLogger())
-    times: Dict[str, List[float]] = {path: [] for path in PATHS}
+def learner_variants(agents: List[str], notap: List[str]) -> Dict[str, Tuple[str, Dict[str, Any]]]:
+    """label -> (agent, extra config): each agent as configured, plus ``<agent>_notap`` (``tap=False``)
+    for each spiking agent in ``notap``."""
+    out: Dict[str, Tuple[str, Dict[str, Any]]] = {agent: (agent, {}) for agent in agents}
+    for agent in notap:
+        out[f"{agent}_notap"] = (agent, {"tap": False})
+    return out
+
+
+def bench_learners(info: Dict[str, Any], variants: Dict[str, Tuple[str, Dict[str, Any]]], batch: EpisodeBatch,
+                   seed: int, warmup: int, repeats: int) -> Dict[str, Dict[str, Any]]:
+    """ms per ``QLearner.train`` for every (variant, unroll path of PATHS), same initial weights per agent.
+
+    All learners are timed in turn within every repeat, the order reversed every other repeat
+    (A, B, C, C, B, A, ...), so drifting machine load hits all alike; ratios between variants are
+    then taken per repeat (``ratio_to``) and their median reported."""
+    learners: Dict[Tuple[str, str], QLearner] = {}
+    for label, (agent, extra) in variants.items():
+        for path, mode in PATHS.items():
+            args = base_args(seed, {})
+            args.agent, args.mac_unroll = agent, mode
+            for key, value in extra.items():
+                setattr(args, key, value)
+            args.n_agents, args.n_actions = info["n_agents"], info["n_actions"]
+            args.state_shape, args.obs_shape = info["state_shape"], info["obs_shape"]
+            args.episode_limit = info["episode_limit"]
+            torch.manual_seed(seed)
+            learners[(label, path)] = QLearner(BasicMAC(info, args), info, args, NullLogger())
+    keys = list(learners)
     for _ in range(warmup):
-        for learner in learners.values():
-            learner.train(batch, t_env=0, episode=0)
-    for _ in range(repeats):
-        for path, learner in learners.items():
+        for key in keys:
+            learners[key].train(batch, t_env=0, episode=0)
+    times: Dict[Tuple[str, str], List[float]] = {key: [] for key in keys}
+    for r in range(repeats):
+        for key in (keys if r % 2 == 0 else keys[::-1]):
             t0 = time.perf_counter()
-            learner.train(batch, t_env=0, episode=0)
-            times[path].append(time.perf_counter() - t0)
-    return {path: {"ms_median": 1e3 * statistics.median(t), "ms_min": 1e3 * min(t), "ms_all": [1e3 * x for x in t]}
-            for path, t in times.items()}
+            learners[key].train(batch, t_env=0, episode=0)
+            times[key].append(time.perf_counter() - t0)
+    out: Dict[str, Dict[str, Any]] = {label: {} for label in variants}
+    for (label, path), t in times.items():
+        out[label][path] = {"ms_median": 1e3 * statistics.median(t), "ms_min": 1e3 * min(t),
+                            "ms_all": [1e3 * x for x in t]}
+    return out
+
+
+def ratio_to(rows: Dict[str, Dict[str, Any]], a: Tuple[str, str], b: Tuple[str, str]) -> float:
+    """Median over repeats of (time of ``a`` / time of ``b``), each ``(label, path)`` timed in the same repeat."""
+    ta, tb = rows[a[0]][a[1]]["ms_all"], rows[b[0]][b[1]]["ms_all"]
+    return statistics.median(x / y for x, y in zip(ta, tb))
 
 
 def firing_rate(mac: BasicMAC, batch: EpisodeBatch) -> Optional[float]:
@@ -130,13 +159,16 @@ def firing_rate(mac: BasicMAC, batch: EpisodeBatch) -> Optional[float]:
     return float(rec.stats()["spiking"]["firing_rate"])
 
 
-def unroll_agreement(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed: int) -> Dict[str, Any]:
+def unroll_agreement(info: Dict[str, Any], agent: str, batch: EpisodeBatch, seed: int,
+                     extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Check that the ``seq`` and ``step`` paths compute the same Q on 8 episodes (same weights).
 
     Fresh spiking agents do not fire on these inputs (Q is then the decoder bias on both paths),
     so the check also runs with all weights x3, where they fire."""
     args = base_args(seed, {})
     args.agent, args.n_actions = agent, info["n_actions"]
+    for key, value in (extra or {}).items():
+        setattr(args, key, value)
     torch.manual_seed(seed)
     seq = BasicMAC(info, args)
     step_args = SimpleNamespace(**vars(args))
@@ -257,11 +289,18 @@ def markdown(res: Dict[str, Any]) -> str:
             lines.append(f"| {m} | {shape} | {agent} | {cells} | {row['step_over_seq']:.2f} | "
                          f"{row['seq_over_rnn_seq']:.2f} | {_rate(row['firing_rate'])} | "
                          f"{row['max_abs_dq_x3']:.1e} ({_rate(row['firing_rate_x3'])}) |")
-    lines += ["", "GRSN / GRU update time: " + "; ".join(
-        f"{m}: seq {b['ratios']['grsn_over_rnn_seq']:.2f}, "
-        f"step {b['ratios']['grsn_over_rnn_step']:.2f}, "
-        f"GRSN seq / GRU step {b['ratios']['grsn_seq_over_rnn_step']:.2f}"
-        for m, b in res["learner"].items()), ""]
+    lines += ["", "Ratios of update times, each the median over repeats of the ratio within a repeat "
+              "(all variants timed in turn in every repeat, the order reversed every other repeat):", ""]
+    for m, b in res["learner"].items():
+        r = b["ratios"]
+        parts = []
+        if "grsn_over_rnn_seq" in r:
+            parts.append(f"GRSN / GRU: seq {r['grsn_over_rnn_seq']:.2f}, step {r['grsn_over_rnn_step']:.2f}, "
+                         f"GRSN seq / GRU step {r['grsn_seq_over_rnn_step']:.2f}")
+        parts += [f"{k.split('_')[0].upper()} TAP / no-TAP (seq) {v:.2f}" for k, v in r.items()
+                  if k.endswith("_tap_over_notap_seq")]
+        lines.append(f"- {m}: " + "; ".join(parts))
+    lines.append("")
     lines += [f"## (b) Runner throughput on {meta['runner_map']}: env steps / s", "",
               "runner = `BatchRunner.run(test_mode=True)` with a fresh `rnn` MAC (counts filled transitions; "
               "slots = loop steps x envs, incl. finished envs waiting for the batch); raw = `env.step` with "
@@ -285,6 +324,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--T", type=int, default=60, help="transitions per episode in the learner batch "
                    "(60 = pymarl2's 3m learner shape, DESIGN sec 11; SMAX's episode_limit is 100)")
     p.add_argument("--batch-size", type=int, default=128, help="episodes per learner batch")
+    p.add_argument("--notap-agents", default="lif,grsn",
+                   help="spiking agents also timed with tap=False (label <agent>_notap; TAP / no-TAP ratio)")
     p.add_argument("--runner-map", default="3m")
     p.add_argument("--runner-envs", default="8,64", help="batch sizes of the runner benchmark")
     p.add_argument("--repeats", type=int, default=7, help="timed repeats (median reported)")
@@ -313,6 +354,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     load_start = [round(x, 2) for x in os.getloadavg()]
     maps = [m for m in a.maps.split(",") if m]
     agents = [x for x in a.agents.split(",") if x]
+    notap = [x for x in a.notap_agents.split(",") if x]
     env_args = {"jax_cache_dir": a.jax_cache_dir}
     cores = os.cpu_count()
     import jax
@@ -325,23 +367,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     for m in maps:
         info = infos[m]
         batch = fake_batch(info, a.batch_size, a.T, a.seed)
-        rows: Dict[str, Any] = {}
-        for agent in agents:
-            row: Dict[str, Any] = bench_learner(info, agent, batch, a.seed, a.warmup, a.repeats)
-            row["step_over_seq"] = row["step"]["ms_median"] / row["seq"]["ms_median"]
-            row.update(unroll_agreement(info, agent, batch, a.seed))
-            rows[agent] = row
-            print(f"[learner] {m} {agent}: " + ", ".join(f"{k} {row[k]['ms_median']:.1f} ms" for k in PATHS),
+        rows: Dict[str, Any] = bench_learners(info, learner_variants(agents, notap), batch, a.seed, a.warmup,
+                                              a.repeats)
+        variants = learner_variants(agents, notap)
+        for label, row in rows.items():
+            agent, extra = variants[label]
+            row["step_over_seq"] = ratio_to(rows, (label, "step"), (label, "seq"))
+            row["seq_over_rnn_seq"] = ratio_to(rows, (label, "seq"), ("rnn", "seq")) if "rnn" in rows else float("nan")
+            row.update(unroll_agreement(info, agent, batch, a.seed, extra))
+            print(f"[learner] {m} {label}: " + ", ".join(f"{k} {row[k]['ms_median']:.1f} ms" for k in PATHS),
                   flush=True)
-        for agent, row in rows.items():
-            ref = rows.get("rnn")
-            row["seq_over_rnn_seq"] = row["seq"]["ms_median"] / ref["seq"]["ms_median"] if ref else float("nan")
         ratios = {}
         if "rnn" in rows and "grsn" in rows:
-            r, g = rows["rnn"], rows["grsn"]
-            ratios = {"grsn_over_rnn_seq": g["seq"]["ms_median"] / r["seq"]["ms_median"],
-                      "grsn_over_rnn_step": g["step"]["ms_median"] / r["step"]["ms_median"],
-                      "grsn_seq_over_rnn_step": g["seq"]["ms_median"] / r["step"]["ms_median"]}
+            ratios = {"grsn_over_rnn_seq": ratio_to(rows, ("grsn", "seq"), ("rnn", "seq")),
+                      "grsn_over_rnn_step": ratio_to(rows, ("grsn", "step"), ("rnn", "step")),
+                      "grsn_seq_over_rnn_step": ratio_to(rows, ("grsn", "seq"), ("rnn", "step"))}
+        for agent in notap:
+            if agent in rows:
+                ratios[f"{agent}_tap_over_notap_seq"] = ratio_to(rows, (agent, "seq"), (f"{agent}_notap", "seq"))
         learner[m] = {"env_info": info, "agents": rows, "ratios": ratios}
 
     runner_rows = []

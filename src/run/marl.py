@@ -12,6 +12,7 @@ from components.episode_buffer import ReplayBuffer
 from controllers import REGISTRY as MAC_REGISTRY
 from learners import REGISTRY as LEARNER_REGISTRY
 from runners import REGISTRY as RUNNER_REGISTRY
+from run.marl_iteration import TrainingIteration
 from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, restore_plain
 from utils.seeding import global_rng_state, set_global_rng_state
 from utils.logging import time_str
@@ -108,6 +109,16 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
     buffer = ReplayBuffer(args.buffer_size, runner.episode_limit, info["n_agents"], info["obs_shape"],
                           info["state_shape"], info["n_actions"], rng=np.random.default_rng(args.seed))
     ckpt = Checkpointer(args, logger.console)
+    step = TrainingIteration(args, runner, buffer, learner, learner.mac)   # before the runner's state is restored
+    try:
+        _train_loop(args, logger, runner, learner, buffer, ckpt, step, resume_from)
+    finally:
+        step.close()
+
+
+def _train_loop(args: Any, logger: Any, runner: Any, learner: Any, buffer: Any, ckpt: Any,
+                step: "TrainingIteration", resume_from: Optional[str]) -> None:
+    """``train``'s body: resume, then iterate, test, log and save until ``t_max``."""
     loop = {"episode": 0, "last_test_t": -args.test_interval - 1, "last_log_t": 0, "last_save_t": runner.t_env,
             "elapsed_s": 0.0}
     if resume_from is not None:
@@ -139,6 +150,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
 
     def test_now() -> Optional[float]:
         """Test episodes plus the wall time so far (``elapsed_s``); returns the test win rate."""
+        step.sync_acting()
         win = run_test_episodes(args, runner, logger)
         logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
         logger.print_test(runner.t_env)
@@ -153,12 +165,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
                 if stop.requested:
                     save(last=True)
                     raise KeyboardInterrupt(f"stopped at t_env {runner.t_env} (last checkpoint saved)")
-                batch = runner.run(test_mode=False)
-                buffer.insert(batch)
-                loop["episode"] += runner.n_envs
-                if buffer.can_sample(args.batch_size):
-                    sample = buffer.sample(args.batch_size).to(args.device)
-                    learner.train(sample, runner.t_env, loop["episode"])
+                loop["episode"] = step(loop["episode"])
 
                 if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
                     loop["last_test_t"] = runner.t_env

@@ -61,9 +61,11 @@ def assert_same(straight, resumed):
 
 
 # --------------------------------------------------------------------------------- MARL (SMAX)
-@pytest.mark.parametrize("agent,runner", [("grsn", "parallel"), ("grsn", "continuous")])
-def test_marl_stop_and_resume_logs_the_same_values(request, tmp_path, agent, runner):
-    """runner=continuous: the checkpoint also holds the episodes in flight (src/runners/continuous_runner.py)."""
+@pytest.mark.parametrize("agent,runner,overlap", [("grsn", "parallel", False), ("grsn", "continuous", False),
+                                                  ("rnn", "continuous", True)])
+def test_marl_stop_and_resume_logs_the_same_values(request, tmp_path, agent, runner, overlap):
+    """runner=continuous: the checkpoint also holds the episodes in flight (src/runners/continuous_runner.py);
+    overlap_acting: they are the acting copy's, collected in a worker thread (src/run/marl_iteration.py)."""
     pytest.importorskip("jaxmarl")
     import run.marl as marl
     from utils.config import build_config
@@ -75,7 +77,7 @@ def test_marl_stop_and_resume_logs_the_same_values(request, tmp_path, agent, run
         cfg.update(device="cpu", agent=agent, runner=runner, rnn_hidden_dim=8, snn_hidden_dim=8, mixing_embed_dim=8,
                    hypernet_embed=8, batch_size_run=2, batch_size=4, buffer_size=8, target_update_interval=4,
                    epsilon_anneal_time=300, test_nepisode=2, test_interval=150, log_interval=100,
-                   runner_log_interval=100, learner_log_interval=100, t_max=450, save_model=True,
+                   runner_log_interval=100, learner_log_interval=100, t_max=450, save_model=True, overlap_acting=overlap,
                    save_model_interval=10 ** 9, local_results_path=str(root), unique_token=token)
         cfg["env_args"]["jax_cache_dir"] = cache
         cfg.update(kw)
