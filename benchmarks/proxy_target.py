@@ -22,8 +22,10 @@ Examples::
     python benchmarks/proxy_target.py --table-only      # rebuild the markdown (and plots) from the json
     python benchmarks/proxy_target.py --speed --envs Walker2d-v4   # env steps/s, fused vs step loop
 
-``--resume`` skips every run already complete in the json, so a grid can be split across
-sessions (an unfinished run restarts from scratch). Results accumulate in
+``--resume`` skips every run already complete in the json and continues every unfinished one
+from its newest checkpoint (exact resume: ``--work`` keeps each run's checkpoints, with the replay,
+every ``--save-every`` env steps, and its logged stats), so a grid can be split across sessions;
+``--deadline-s`` / ``--time-limit`` stop runs with a last checkpoint. Results accumulate in
 ``benchmarks/results/proxy_target.json`` (one record per config, task, neuron, seed and budget; a
 rerun replaces its record), the table in ``benchmarks/results/proxy_target.md`` and the
 mechanism plot in ``benchmarks/results/proxy_target_mechanism_<task>.png``. ``--speed`` writes
@@ -35,6 +37,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from types import SimpleNamespace
@@ -65,25 +68,49 @@ SETUP = "authors (#22): K fresh proxy batches, enc std sqrt(0.05), proxy lr 1e-3
 OLD_SETUP = "pre-#22"
 
 
-class _TimeUp(Exception):
-    """Raised from the logger when a run's wall-clock limit has passed."""
+def _stop_handled() -> bool:
+    """Whether a run loop's ``StopRequest`` handles SIGTERM now (outside one it would kill the process)."""
+    from utils.checkpoint import StopRequest
+
+    return isinstance(getattr(signal.getsignal(signal.SIGTERM), "__self__", None), StopRequest)
 
 
 class RecordingLogger:
-    """The Logger interface (log_stat / print_recent_stats / console), kept in memory."""
+    """The Logger interface (log_stat / print_recent_stats / console), kept in memory.
 
-    def __init__(self, deadline: Optional[float]) -> None:
+    ``stats`` starts from ``prior`` (the earlier parts of a resumed run) and is written to
+    ``stats_path`` after every evaluation, so a run killed outright keeps its curve up to its last
+    checkpoint. From ``stop_at`` (epoch seconds) on, the first stat logged sends this process a
+    SIGTERM: the run loop saves a last checkpoint at its next safe point and stops.
+    """
+
+    def __init__(self, stop_at: Optional[float] = None, stats_path: str = "",
+                 prior: Optional[Dict[str, List[List[float]]]] = None, wall_before: float = 0.0) -> None:
         import logging
 
-        self.stats: Dict[str, List[List[float]]] = {}
+        self.stats: Dict[str, List[List[float]]] = {k: [list(e) for e in v] for k, v in (prior or {}).items()}
         self.console = logging.getLogger("proxy_target_bench")
-        self.deadline = deadline
+        self.stop_at, self.stats_path, self.wall_before = stop_at, stats_path, float(wall_before)
+        self.started = time.time()
+        self.stop_sent = False
 
     def log_stat(self, key: str, value: float, t: int) -> None:
         self.stats.setdefault(key, []).append([int(t), float(value)])
-        # stop only right after an evaluation, so every run ends on a test point
-        if key == "test_return_best" and self.deadline is not None and time.time() > self.deadline:
-            raise _TimeUp()
+        if key == "test_return_best" and self.stats_path:
+            self.dump()
+        if self.stop_at is not None and not self.stop_sent and time.time() > self.stop_at and _stop_handled():
+            self.stop_sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def wall_s(self) -> float:
+        """Training wall time of all parts of the run so far."""
+        return self.wall_before + time.time() - self.started
+
+    def dump(self) -> None:
+        tmp = self.stats_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"stats": self.stats, "wall_s": self.wall_s()}, f)
+        os.replace(tmp, self.stats_path)
 
     def print_recent_stats(self) -> None:
         pass
@@ -113,7 +140,12 @@ def build_args(job: Dict[str, Any]) -> SimpleNamespace:
                  f"start_steps={job['start_steps']}", f"test_interval={job['test_interval']}",
                  f"test_nepisode={job['test_nepisode']}",
                  f"log_interval={job.get('log_interval') or job['test_interval']}",
-                 "save_model=False", f"device={job['device']}", "torch_threads=1"]
+                 f"device={job['device']}", "torch_threads=1"] + list(job.get("extra", []))
+    if job.get("work"):   # checkpoints (with the replay) every save_every steps, for --resume
+        overrides += ["save_model=True", f"save_model_interval={job['save_every']}", "save_buffer=True",
+                      f"local_results_path={run_dir(job)}"]
+    else:
+        overrides.append("save_model=False")
     if job["config"] != "td3":
         overrides.append(f"actor_neuron={job['neuron']}")
         if job.get("unroll"):
@@ -125,24 +157,84 @@ def build_args(job: Dict[str, Any]) -> SimpleNamespace:
     return args
 
 
+REPLAY_PART = "replay"   # the checkpoint part holding td3_mujoco's replay (src/run/td3_mujoco.py)
+
+
+def run_dir(job: Dict[str, Any]) -> str:
+    """A run's own folder under ``job['work']``: its checkpoints (``models/``) and ``stats.json``."""
+    name = (f"{run_key(job)}_ss{job['start_steps']}_ti{job['test_interval']}_tn{job['test_nepisode']}"
+            .replace("|", "_"))
+    return os.path.join(job["work"], name)
+
+
+def _prior_part(job: Dict[str, Any], args: SimpleNamespace) -> tuple:
+    """``(checkpoint dir or '', stats so far, wall seconds so far, checkpoint step)`` of an interrupted run: its newest
+    complete checkpoint and the stats logged up to that checkpoint's step (later ones are logged
+    again by the resumed run, which continues exactly)."""
+    from utils.checkpoint import CheckpointError, find_checkpoint, has_part, model_dir_for
+
+    models = model_dir_for(args)
+    stats_path = os.path.join(run_dir(job), "stats.json")
+    none = ("", {}, 0.0, 0)
+    if not (os.path.isdir(models) and os.path.exists(stats_path)):
+        return none
+    try:
+        step_dir, t_ck = find_checkpoint(models)
+    except CheckpointError:
+        return none
+    if not has_part(step_dir, REPLAY_PART):
+        return none
+    with open(stats_path) as f:
+        saved = json.load(f)
+    stats = {k: [e for e in v if e[0] <= t_ck] for k, v in saved["stats"].items()}
+    return models, stats, float(saved.get("wall_s", 0.0)), int(t_ck)
+
+
+def drop_old_replays(models: str, keep_newest: bool) -> None:
+    """Remove the replay from a run's checkpoints: all but the newest step's (``keep_newest``), or all."""
+    from utils.checkpoint import drop_part
+
+    if not os.path.isdir(models):
+        return
+    steps = sorted((int(d) for d in os.listdir(models) if d.isdigit()), reverse=True)
+    for i, step in enumerate(steps):
+        step_dir = os.path.join(models, str(step))
+        if (i > 0 or not keep_newest) and os.path.exists(os.path.join(step_dir, "manifest.json")):
+            drop_part(step_dir, REPLAY_PART)
+
+
 def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
-    """Run one configuration; returns its record (also on a time-out, marked ``complete: False``)."""
+    """Run one configuration; returns its record (``complete: False`` when stopped by the time limit
+    or the deadline: it saved a checkpoint and continues from there with ``--resume``)."""
     import torch
 
     from run.td3_mujoco import run_td3_mujoco
+    from utils.checkpoint import model_dir_for
     from utils.seeding import set_seed
 
     torch.set_num_threads(1)
     args = build_args(job)
-    set_seed(int(args.seed))
     start = time.time()
-    logger = RecordingLogger(start + job["time_limit"] if job["time_limit"] else None)
+    stops = [x for x in (start + job["time_limit"] if job["time_limit"] else None, job.get("deadline_at"))
+             if x]
+    if job.get("deadline_at") and start > job["deadline_at"]:
+        return {"not_started": True}
+    checkpoint, prior, wall_before, t_ck = _prior_part(job, args) if job.get("work") else ("", {}, 0.0, 0)
+    if checkpoint:
+        args.checkpoint_path = checkpoint
+    stats_path = os.path.join(run_dir(job), "stats.json") if job.get("work") else ""
+    if stats_path:
+        os.makedirs(run_dir(job), exist_ok=True)
+    logger = RecordingLogger(min(stops) if stops else None, stats_path, prior, wall_before)
+    set_seed(int(args.seed))
     complete = True
     try:
         run_td3_mujoco(args, logger)
-    except _TimeUp:
+    except KeyboardInterrupt:
         complete = False
-    wall = time.time() - start
+    if stats_path:
+        logger.dump()
+        drop_old_replays(model_dir_for(args), keep_newest=not complete)
     curve = logger.stats.get("test_return_mean", [])
     t_reached = curve[-1][0] if curve else 0
     # training speed: log windows wholly after the random start steps, without the final one
@@ -152,7 +244,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
            if t - step >= job["start_steps"] and t < t_reached]
     rec = {k: job[k] for k in ("config", "env", "neuron", "seed", "t_max", "start_steps",
                                 "test_interval", "test_nepisode", "device")}
-    rec.update(setup=SETUP, complete=complete, t_reached=t_reached, wall_s=round(wall, 1),
+    rec.update(setup=SETUP, complete=complete, t_reached=t_reached, wall_s=round(logger.wall_s(), 1),
+               resumed_from_t=t_ck if checkpoint else None,
                train_steps_per_sec=round(sum(sps) / len(sps), 2) if sps else None,
                max_avg_return=max(v for _, v in curve) if curve else None,
                last5_mean=sum(v for _, v in curve[-5:]) / len(curve[-5:]) if curve else None,
@@ -453,7 +546,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--time-limit", type=float, default=0.0,
-                   help="seconds per run; a run past it stops after its next evaluation (0: none)")
+                   help="seconds per run; a run past it saves a checkpoint and stops (0: none)")
+    p.add_argument("--deadline-s", type=float, default=0.0,
+                   help="seconds from now: runs still going save a checkpoint and stop, no more start (0: none)")
+    p.add_argument("--work", default=os.path.join(ROOT, "results", "bench", "proxy_target"),
+                   help="folder of the runs' checkpoints and stats (--resume continues from them; '' = none)")
+    p.add_argument("--save-every", type=int, default=10000,
+                   help="env steps between checkpoints (with the replay; older ones drop theirs)")
     p.add_argument("--config-dir", default="", help="config folder (default: the repo's config/)")
     p.add_argument("--out", default=os.path.join(RESULTS_DIR, "proxy_target.json"))
     p.add_argument("--table-only", action="store_true", help="only rebuild the markdown table and plots")
@@ -473,7 +572,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         jobs = [dict(config=c, env=e, seed=s, neuron=a.neuron, t_max=a.t_max,
                      start_steps=a.start_steps, test_interval=a.test_interval,
                      test_nepisode=a.test_nepisode, device=a.device, time_limit=a.time_limit,
-                     config_dir=a.config_dir)
+                     config_dir=a.config_dir, work=a.work, save_every=a.save_every,
+                     deadline_at=time.time() + a.deadline_s if a.deadline_s > 0 else None)
                 for e in a.envs for s in a.seeds for c in a.configs]
         if a.resume:
             n_all = len(jobs)
@@ -483,13 +583,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ctx = mp.get_context("spawn")
         with ctx.Pool(max(1, a.workers), maxtasksperchild=1) as pool:
             for rec in pool.imap_unordered(run_one, jobs):
+                if rec.get("not_started"):
+                    continue
                 runs[run_key(rec)] = rec
                 save_results(a.out, runs)
                 with open(md_path, "w") as f:
                     f.write(markdown_table(list(runs.values())))
                 print(f"done {run_key(rec)}: max avg return {rec['max_avg_return']:.1f} at "
                       f"t={rec['t_reached']} ({rec['wall_s']}s, {rec['train_steps_per_sec']} steps/s"
-                      f"{'' if rec['complete'] else ', cut by --time-limit'})", flush=True)
+                      f"{'' if rec['complete'] else ', stopped by the time limit: --resume continues it'})",
+                      flush=True)
     with open(md_path, "w") as f:
         f.write(markdown_table(list(runs.values())))
     for path in plot_mechanism(list(runs.values()), os.path.dirname(a.out)):

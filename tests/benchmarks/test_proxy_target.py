@@ -47,3 +47,67 @@ def test_mechanism_plot_is_written(tmp_path):
     paths = pt.plot_mechanism([record("td3_proxy", 1, CURVE_1), record("td3_snn", 1, CURVE_2)], str(tmp_path))
     assert paths == [str(tmp_path / "proxy_target_mechanism_Walker2d.png")]
     assert os.path.getsize(paths[0]) > 1000
+
+
+# ------------------------------------------------------------------ checkpointed resume of a grid run
+SMALL = ["batch_size_transitions=16", "log_interval=30", "popsan_hidden=[16]",
+         "mujoco_actor_hidden=[16]", "mujoco_critic_hidden=[16]", "proxy_hidden=[16]"]
+
+
+def _job(work, **kw):
+    job = dict(config="td3_proxy", env="Hopper-v4", neuron="lif", seed=1, t_max=200, start_steps=50,
+               test_interval=50, test_nepisode=1, device="cpu", time_limit=0, config_dir="", work=str(work),
+               save_every=60, deadline_at=None, extra=SMALL)
+    job.update(kw)
+    return job
+
+
+class StopAt95(pt.RecordingLogger):
+    """Stops the run as a passed deadline would, once a stat at t >= 95 is logged."""
+
+    def log_stat(self, key, value, t):
+        if t >= 95:
+            self.stop_at = 0.0
+        super().log_stat(key, value, t)
+
+
+SERIES = ("test_curve", "target_shift", "proxy_loss", "proxy_loss_first", "firing_rate")
+
+
+@pytest.mark.parametrize("hard_kill", [False, True])
+def test_a_stopped_grid_run_continues_exactly_with_resume(tmp_path, monkeypatch, hard_kill):
+    """Stopped by its deadline (last checkpoint at the stop) or killed outright (only the periodic
+    checkpoint at 60 is left, and stats logged after it): the resumed run's record equals a straight one's."""
+    pytest.importorskip("mujoco")
+    import shutil
+
+    straight = pt.run_one(_job(tmp_path / "a"))
+    assert straight["complete"] and straight["t_reached"] == 200 and straight["resumed_from_t"] is None
+
+    original, drop = pt.RecordingLogger, pt.drop_old_replays
+    monkeypatch.setattr(pt, "RecordingLogger", StopAt95)
+    if hard_kill:   # a killed process drops no replays
+        monkeypatch.setattr(pt, "drop_old_replays", lambda models, keep_newest: None)
+    first = pt.run_one(_job(tmp_path / "b"))
+    assert not first["complete"] and 95 <= first["t_reached"] < 200
+    models = os.path.join(pt.run_dir(_job(tmp_path / "b")), "models", "bench_td3_proxy_Hopper-v4_seed1")
+    steps = sorted(int(d) for d in os.listdir(models) if d.isdigit())
+    if hard_kill:
+        assert steps[0] == 60
+        for step in steps[1:]:
+            shutil.rmtree(os.path.join(models, str(step)))
+    monkeypatch.setattr(pt, "RecordingLogger", original)
+    monkeypatch.setattr(pt, "drop_old_replays", drop)
+    second = pt.run_one(_job(tmp_path / "b"))
+    assert second["complete"] and second["resumed_from_t"] == (60 if hard_kill else steps[-1])
+    for key in SERIES:
+        assert second[key] == straight[key], key
+    assert second["max_avg_return"] == straight["max_avg_return"]
+    # only the newest checkpoint keeps its replay while a run is unfinished; none once it is complete
+    from utils.checkpoint import has_part
+    assert not any(has_part(os.path.join(models, d), pt.REPLAY_PART) for d in os.listdir(models) if d.isdigit())
+
+
+def test_a_job_after_the_deadline_does_not_start(tmp_path):
+    import time
+    assert pt.run_one(_job(tmp_path, deadline_at=time.time() - 1)) == {"not_started": True}
