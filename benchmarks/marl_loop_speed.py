@@ -176,6 +176,14 @@ def same_batch(loops: Dict[str, Loop], names: List[str], a: argparse.Namespace) 
     base = loops[names[0]]
     times: Dict[str, List[float]] = {n: [] for n in names}
     fills = []
+    flops: Dict[str, float] = {}
+    if a.same_batches:   # matmul FLOPs of one update per variant (torch's counter), outside the timing
+        from torch.utils.flop_counter import FlopCounterMode
+        batch = base.buffer.sample(base.args.batch_size)
+        for name in names:
+            with FlopCounterMode(display=False) as counter:
+                loops[name].learner.train(batch, loops[name].runner.t_env, loops[name].episode)
+            flops[name] = float(counter.get_total_flops())
     for i in range(a.same_batches):
         batch = base.buffer.sample(base.args.batch_size)
         fills.append(float(batch.filled.mean()))
@@ -183,8 +191,11 @@ def same_batch(loops: Dict[str, Loop], names: List[str], a: argparse.Namespace) 
             t0 = time.perf_counter()
             loops[name].learner.train(batch, loops[name].runner.t_env, loops[name].episode)
             times[name].append(time.perf_counter() - t0)
+    ms = {n: 1e3 * statistics.median(t) for n, t in times.items()} if fills else {}
     return {"batches": a.same_batches, "batch_fill_mean": float(np.mean(fills)) if fills else None,
-            "ms_median": {n: 1e3 * statistics.median(t) for n, t in times.items()} if fills else {},
+            "gflop_per_update": {n: f / 1e9 for n, f in flops.items()},
+            "achieved_gflop_per_s": {n: flops[n] / 1e6 / ms[n] for n in flops if ms.get(n)},
+            "ms_median": ms,
             "ratio_to_base_median": {n: statistics.median(x / y for x, y in zip(t, times[names[0]]))
                                      for n, t in times.items()} if fills else {}}
 
@@ -213,13 +224,20 @@ def markdown(res: Dict[str, Any]) -> str:
                          f"| {100 * sh['buffer']:.0f} | {100 * sh['learner']:.0f} | {fill} |")
     lines += ["", "Learner update alone on the same real batches (sampled from the base variant's buffer), "
               "variants alternating:", "",
-              "| agent | variant | ms/update (median) | ratio to base (median over batches) | batch fill |",
-              "|---|---|---|---|---|"]
+              "| agent | variant | ms/update (median) | ratio to base (median over batches) | batch fill "
+              "| GFLOP/update (matmuls) | achieved GFLOP/s |",
+              "|---|---|---|---|---|---|---|"]
     for agent, row in res["agents"].items():
         sb = row["same_batch"]
         for name, ms in sb["ms_median"].items():
+            gf, rate = sb.get("gflop_per_update", {}).get(name), sb.get("achieved_gflop_per_s", {}).get(name)
             lines.append(f"| {agent} | {name} | {ms:.1f} | {sb['ratio_to_base_median'][name]:.2f} "
-                         f"| {sb['batch_fill_mean']:.2f} |")
+                         f"| {sb['batch_fill_mean']:.2f} | {'-' if gf is None else f'{gf:.2f}'} "
+                         f"| {'-' if rate is None else f'{rate:.1f}'} |")
+    peak = res["meta"].get("matmul_peak_gflop_per_s")
+    if peak:
+        lines += ["", f"For scale: one fp32 matmul of 2048 x 160 by 160 x 128 runs at {peak:.0f} GFLOP/s on one thread "
+                  f"here; the learner's matmuls are much smaller (e.g. 384 x 64 by 64 x 192 per GRU step)."]
     return "\n".join(lines)
 
 
@@ -245,12 +263,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_num_threads(a.torch_threads)
     start, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     agents = {agent: bench_agent(agent, variants, a) for agent in [x for x in a.agents.split(",") if x]}
+    x, w = torch.randn(2048, 160), torch.randn(160, 128)
+    for _ in range(20):
+        x @ w
+    t0 = time.perf_counter()
+    for _ in range(200):
+        x @ w
+    peak = 2 * 2048 * 160 * 128 * 200 / (time.perf_counter() - t0) / 1e9
     probe = build_config("qmix", "smax")
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "map": a.map, "n_envs": a.n_envs,
         "batch_size": probe["batch_size"], "rounds": a.rounds, "iters": a.iters, "seed": a.seed,
         "torch": torch.__version__, "python": platform.python_version(), "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "loadavg_start": load_start,
+        "cpu_count": os.cpu_count(), "loadavg_start": load_start, "matmul_peak_gflop_per_s": peak,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()], "wall_s": time.perf_counter() - start,
         "command": "python benchmarks/marl_loop_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "note": ("CPU only, on a small shared machine (other jobs running): absolute rates are noisy, "
