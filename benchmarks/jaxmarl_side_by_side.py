@@ -12,7 +12,10 @@ For ``--pairs`` pairs, in alternating order (ours first in even pairs), it train
     * JaxMARL: ``baselines/QLearning/qmix_rnn.py``'s ``make_train`` with its ``ql_rnn_smax``
       config, set to the same map, network sizes (GRU ``rnn_hidden_dim``, mixer
       ``mixing_embed_dim`` / ``hypernet_embed``), learning rate and env steps, jitted and
-      compiled first (compile time reported apart), then run once.
+      compiled first (compile time reported apart), then run twice: timed with
+      ``WANDB_MODE=disabled`` (newer baselines return no metrics from their training scan and
+      otherwise report every update through a host callback to ``wandb.log``), then again with
+      that callback recording the test curve (``run_s_with_metrics``).
 Reported per run: env steps/s of the whole training loop (ours: from ``elapsed_s`` at the last
 test, i.e. without start-up and compiling; JaxMARL: the compiled call, tests included) and the
 test win rate over env steps; then the median over pairs of ours/JaxMARL and both win rates at
@@ -61,6 +64,21 @@ config.update(OmegaConf.to_container(OmegaConf.load(os.path.join(cfg_dir, "alg",
 kwargs = overrides.pop("ENV_KWARGS", {})
 config.update(overrides)
 config["ENV_KWARGS"].update(kwargs)
+records = []
+
+
+class _Recorder:
+    """Stands in for wandb inside qmix_rnn: newer baselines report their per-update metrics only
+    through ``wandb.log`` (a host callback) and return none from the training scan."""
+
+    def log(self, metrics):
+        records.append({k: np.asarray(v) for k, v in metrics.items()})
+
+
+record = bool(config.pop("_RECORD", True))
+if record:   # the curve run; the timing run keeps WANDB_MODE=disabled (no host callback per update)
+    qmix_rnn.wandb = _Recorder()
+    config["WANDB_MODE"] = "record"   # any value but "disabled" makes make_train call wandb.log per update
 env, env_name = qmix_rnn.env_from_config(copy.deepcopy(config))
 rng = jax.random.PRNGKey(int(config["SEED"]))
 t0 = time.perf_counter()
@@ -69,7 +87,12 @@ compile_s = time.perf_counter() - t0
 t0 = time.perf_counter()
 out = jax.block_until_ready(compiled(rng))
 run_s = time.perf_counter() - t0
-m = {k: np.asarray(v) for k, v in out["metrics"].items()}
+if out.get("metrics") is not None:
+    m = {k: np.asarray(v) for k, v in out["metrics"].items()}
+elif records:
+    m = {k: np.stack([r[k] for r in records]) for k in records[0]}
+else:   # timing run of a baseline that returns no metrics: the step count from the config
+    m = {"env_step": np.asarray([int(config["TOTAL_TIMESTEPS"])]), "update_steps": np.asarray([0])}
 every = int(config["NUM_UPDATES"] * config["TEST_INTERVAL"])
 tested = [i for i in range(len(m["update_steps"])) if int(m["update_steps"][i]) % max(every, 1) == 0]
 won = m.get("test_returned_won_episode")
@@ -120,12 +143,19 @@ def jaxmarl_run(a: argparse.Namespace, work: str, tag: str) -> Dict[str, Any]:
     driver = os.path.join(work, "jaxmarl_driver.py")
     with open(driver, "w") as f:
         f.write(JAXMARL_DRIVER)
-    out_path = os.path.join(work, f"{tag}.json")
     t0 = time.perf_counter()
-    subprocess.run([a.jaxmarl_python, driver, os.path.abspath(a.jaxmarl), json.dumps(overrides), out_path],
-                   check=True, cwd=a.jaxmarl)
-    res = json.load(open(out_path))
-    res.update(wall_s=time.perf_counter() - t0, steps_per_s=res["env_steps"] / res["run_s"])
+    runs = {}
+    # two runs: timed without metrics (newer baselines return none from the scan and would otherwise
+    # report each update through a host callback), then the same run recording the test curve
+    for kind, record in (("timed", False), ("curve", True)):
+        out_path = os.path.join(work, f"{tag}_{kind}.json")
+        subprocess.run([a.jaxmarl_python, driver, os.path.abspath(a.jaxmarl),
+                        json.dumps(dict(overrides, _RECORD=record)), out_path], check=True, cwd=a.jaxmarl)
+        runs[kind] = json.load(open(out_path))
+    res = dict(runs["curve"])
+    res.update(wall_s=time.perf_counter() - t0, run_s=runs["timed"]["run_s"], compile_s=runs["timed"]["compile_s"],
+               run_s_with_metrics=runs["curve"]["run_s"],
+               steps_per_s=runs["curve"]["env_steps"] / runs["timed"]["run_s"])
     return res
 
 
