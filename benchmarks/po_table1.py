@@ -45,6 +45,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_progress import load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 
 ENVS = ["CartPole-V", "CartPole-P", "Pendulum-V", "Pendulum-P"]
 CORES = ["mlp", "gru", "lif", "grsn"]
@@ -122,18 +124,34 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     logger = Logger()
     logger.print_recent_stats = lambda *a, **k: None  # keep worker output short
     start = time.time()
+    # the test curve so far beside the checkpoints, so that a resumed run reports all of it
+    progress = (os.path.join(job["results_path"], "models", model_token(job), "progress.json")
+                if job["save_model"] else "")
+    prior: Dict[str, List[List[float]]] = {}
+    wall_before = 0.0
+    if job.get("resume_from") and progress:
+        from utils.checkpoint import find_checkpoint
+        prior, wall_before = load_progress(progress, find_checkpoint(job["resume_from"], 0)[1])
+    log_stat = logger.log_stat
+
+    def log_and_keep(key: str, value: float, t: int) -> None:
+        log_stat(key, value, t)
+        if key == "test_return_mean" and progress:
+            save_progress(progress, {key: prior.get(key, []) + [[int(x), float(v)] for x, v in logger.stats[key]]},
+                          wall_before + time.time() - start)
+    logger.log_stat = log_and_keep
     error: Optional[str] = None
     try:
         run_po_rl(args, logger)
     except Exception as exc:  # one failed run must not lose the others
         error = f"{type(exc).__name__}: {exc}"
-    wall = time.time() - start
-    tests = logger.stats.get("test_return_mean", [])
+    wall = wall_before + time.time() - start
+    tests = [tuple(e) for e in prior.get("test_return_mean", [])] + list(logger.stats.get("test_return_mean", []))
     out = {k: job[k] for k in ("algo", "env", "core", "seed", "t_max", "mlp_obs_only")}
     out["variant"] = _variant(job)
     out["po_shortcut"] = bool(config.get("po_shortcut", False))
     out["po_head_init"] = str(config.get("po_head_init", "torch"))
-    if job.get("resume_from"):  # the curve and wall time cover only the part after the resume
+    if job.get("resume_from"):  # curve and wall time: the earlier parts (progress.json) and this one
         out["resumed_from"] = job["resume_from"]
     out.update({"wall_time_s": wall, "error": error,
                 "test_T": [t for t, _ in tests], "test_return_mean": [v for _, v in tests],

@@ -47,6 +47,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_progress import load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 CONFIGS = ("td3", "td3_snn", "td3_proxy")
 LABELS = {"td3": "ANN TD3", "td3_snn": "vanilla SNN", "td3_proxy": "proxy-target SNN"}
 TASKS = ("InvertedDoublePendulum", "Ant", "HalfCheetah", "Hopper", "Walker2d")
@@ -107,10 +109,7 @@ class RecordingLogger:
         return self.wall_before + time.time() - self.started
 
     def dump(self) -> None:
-        tmp = self.stats_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"stats": self.stats, "wall_s": self.wall_s()}, f)
-        os.replace(tmp, self.stats_path)
+        save_progress(self.stats_path, self.stats, self.wall_s())
 
     def print_recent_stats(self) -> None:
         pass
@@ -184,10 +183,8 @@ def _prior_part(job: Dict[str, Any], args: SimpleNamespace) -> tuple:
         return none
     if not has_part(step_dir, REPLAY_PART):
         return none
-    with open(stats_path) as f:
-        saved = json.load(f)
-    stats = {k: [e for e in v if e[0] <= t_ck] for k, v in saved["stats"].items()}
-    return models, stats, float(saved.get("wall_s", 0.0)), int(t_ck)
+    stats, wall = load_progress(stats_path, t_ck)
+    return models, stats, wall, int(t_ck)
 
 
 def drop_old_replays(models: str, keep_newest: bool) -> None:

@@ -176,3 +176,33 @@ def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path, monke
     assert sorted(seen) == [("grsn", ""), ("gru", str(res / "models" / po_table1.model_token(job))), ("lif", "")]
     assert po_table1.main(argv[:-1] + ["po_table1_r2"]) == 0  # all finished now: nothing is rerun
     assert len(seen) == 3 and json.load(open(tmp_path / "po_table1_r2.json"))["runs_finished"] == 3
+
+
+def test_a_resumed_run_reports_the_curve_and_wall_time_of_all_its_parts(tmp_path, monkeypatch):
+    """The first part's test points (kept in progress.json up to the checkpoint's step) come before the
+    resumed part's; points the first part logged after its checkpoint are dropped (logged again)."""
+    import run.po_rl
+    from torch import nn
+
+    from utils.checkpoint import save_checkpoint
+
+    job = {"algo": "sacd", "env": "CartPole-V", "core": "gru", "seed": 1, "t_max": 3000, "po_shortcut": True,
+           "mlp_obs_only": False, "threads": 1, "save_model": True, "results_path": str(tmp_path),
+           "device": "cpu", "extra": [], "config_dir": ""}
+    model_dir = os.path.join(str(tmp_path), "models", po_table1.model_token(job))
+    parts = {"first": [(0, 9.0), (1000, 50.0), (2000, 80.0)], "second": [(2000, 80.0), (3000, 120.0)]}
+
+    def fake_run(args, logger, part):
+        for t, v in parts[part]:
+            logger.log_stat("test_return_mean", v, t)
+
+    monkeypatch.setattr(run.po_rl, "run_po_rl", lambda args, logger: fake_run(args, logger, "first"))
+    first = po_table1.run_one(job)
+    assert first["test_T"] == [0, 1000, 2000]
+    save_checkpoint(model_dir, 1000, {"actor": nn.Linear(2, 2)})   # the newest checkpoint: step 1000
+    monkeypatch.setattr(run.po_rl, "run_po_rl", lambda args, logger: fake_run(args, logger, "second"))
+    second = po_table1.run_one(dict(job, resume_from=model_dir))
+    assert second["test_T"] == [0, 1000, 2000, 3000]
+    assert second["test_return_mean"] == [9.0, 50.0, 80.0, 120.0]
+    assert second["best_return"] == 120.0 and second["final_return"] == 120.0
+    assert second["wall_time_s"] >= first["wall_time_s"]
