@@ -88,11 +88,11 @@ class Loop:
         self.step = TrainingIteration(args, self.runner, self.buffer, self.learner, self.mac)
         self.episode = 0
         self.fill: List[float] = []
-        self.learner_fill: List[float] = []
+        self.last_fill = 0.0   # batch fill of the newest learner update
         train = self.learner.train
 
         def train_and_note_fill(batch: Any, t_env: int, episode: int) -> Dict[str, float]:
-            self.learner_fill.append(float(batch.filled.mean()))
+            self.last_fill = float(batch.filled.mean())
             return train(batch, t_env, episode)
         self.learner.train = train_and_note_fill
         self.rng_state = global_rng_state()   # each variant draws from its own copy of the seeded streams
@@ -114,10 +114,9 @@ class Loop:
         if train:
             self.episode = self.step(self.episode)
             if can_train:
-                self.fill.append(self.learner_fill[-1])
+                self.fill.append(self.last_fill)
         else:
-            self.step._store(self.step._timed_run())
-            self.episode += self.runner.n_envs
+            self.episode = self.step.collect_only(self.episode)
         out = {k: self.step.seconds[k] - before[k] for k in before}
         out["steps"] = float(self.runner.t_env - t_before)
         return out

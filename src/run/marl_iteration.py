@@ -62,6 +62,12 @@ class TrainingIteration:
         self.seconds["wall"] += time.perf_counter() - t0
         return episode
 
+    def collect_only(self, episode: int) -> int:
+        """Collect and store one batch without a learner update (e.g. to fill the replay first);
+        returns the new episode count."""
+        self._store(self._timed_run())
+        return episode + self.runner.n_envs
+
     def _timed_run(self) -> Any:
         t0 = time.perf_counter()
         batch = self.runner.run(test_mode=False)

@@ -118,3 +118,13 @@ def test_overlap_runner_error_is_raised_and_the_worker_joined():
     with pytest.raises(RuntimeError, match="env died"):
         step(0)
     step.close()
+
+
+def test_collect_only_stores_without_learning():
+    args = SimpleNamespace(overlap_acting=False, batch_size=1, device="cpu")
+    mac, runner, buffer = FakeMAC(), FakeRunner(), FakeBuffer()
+    runner.setup(mac)
+    learner = FakeLearner(mac)
+    step = TrainingIteration(args, runner, buffer, learner, mac)
+    assert step.collect_only(0) == 2 and list(buffer) == [0.0, 0.0] and learner.calls == []
+    step.close()
