@@ -13,7 +13,7 @@ from controllers import REGISTRY as MAC_REGISTRY
 from learners import REGISTRY as LEARNER_REGISTRY
 from runners import REGISTRY as RUNNER_REGISTRY
 from run.marl_iteration import TrainingIteration
-from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, restore_plain
+from utils.checkpoint import Checkpointer, find_checkpoint, loop_part, restore_buffer, restore_loop, restore_plain
 from utils.seeding import global_rng_state, set_global_rng_state
 from utils.logging import time_str
 from utils.registry import lookup
@@ -124,13 +124,9 @@ def _train_loop(args: Any, logger: Any, runner: Any, learner: Any, buffer: Any, 
     if resume_from is not None:
         learner.load(resume_from, resume=True)
         runner.load_state_dict(restore_plain(resume_from, "runner"))
-        saved = restore_plain(resume_from, "loop")
-        logger.load_state_dict(saved.pop("logger", {}))
-        loop.update(saved)
+        loop.update(restore_loop(resume_from, logger))
         set_global_rng_state(restore_plain(resume_from, "rng"))
-        if has_part(resume_from, "buffer"):
-            buffer.load_state_dict(restore_plain(resume_from, "buffer", args.device))
-        else:
+        if not restore_buffer(resume_from, "buffer", buffer, args.device):
             logger.console.warning("the checkpoint holds no replay buffer (save_buffer=False): training restarts "
                                    f"once {args.batch_size} new episodes are collected")
         logger.console.info(f"resumed at t_env {runner.t_env}, episode {loop['episode']}, "
@@ -144,8 +140,7 @@ def _train_loop(args: Any, logger: Any, runner: Any, learner: Any, buffer: Any, 
     def save(last: bool) -> None:
         loop["elapsed_s"] = time.time() - start
         ckpt.save(runner.t_env, learner.checkpoint_parts(),
-                  {"runner": runner.state_dict(), "loop": {**loop, "logger": logger.state_dict()},
-                   "rng": global_rng_state()},
+                  {"runner": runner.state_dict(), "loop": loop_part(loop, logger), "rng": global_rng_state()},
                   {"buffer": buffer}, last)
 
     def test_now() -> Optional[float]:
@@ -159,36 +154,29 @@ def _train_loop(args: Any, logger: Any, runner: Any, learner: Any, buffer: Any, 
     stop_at = float(args.stop_at_test_win_rate)
     logger.console.info(f"training for {args.t_max} env steps"
                         + (f" or until the test win rate reaches {stop_at}" if stop_at > 0 else ""))
-    with StopRequest(logger.console.warning) as stop:
-        try:
-            while runner.t_env <= args.t_max:
-                if stop.requested:
-                    save(last=True)
-                    raise KeyboardInterrupt(f"stopped at t_env {runner.t_env} (last checkpoint saved)")
-                loop["episode"] = step(loop["episode"])
+    with ckpt.guard(save, logger.console.warning) as guard:   # saves the last checkpoint on the way out
+        while runner.t_env <= args.t_max:
+            guard.poll(runner.t_env)
+            loop["episode"] = step(loop["episode"])
 
-                if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
-                    loop["last_test_t"] = runner.t_env
-                    win_rate = test_now()
-                    if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
-                        logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
-                                            f"stopping at t_env {runner.t_env}")
-                        break
+            if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
+                loop["last_test_t"] = runner.t_env
+                win_rate = test_now()
+                if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
+                    logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
+                                        f"stopping at t_env {runner.t_env}")
+                    break
 
-                if runner.t_env - loop["last_log_t"] >= args.log_interval:
-                    logger.log_stat("episode", loop["episode"], runner.t_env)
-                    logger.print_progress(runner.t_env, args.t_max)
-                    loop["last_log_t"] = runner.t_env
+            if runner.t_env - loop["last_log_t"] >= args.log_interval:
+                logger.log_stat("episode", loop["episode"], runner.t_env)
+                logger.print_progress(runner.t_env, args.t_max)
+                loop["last_log_t"] = runner.t_env
 
-                if ckpt.due(runner.t_env, loop["last_save_t"]):
-                    loop["last_save_t"] = runner.t_env
-                    save(last=False)
-            else:
-                logger.console.info(f"final test at t_env {runner.t_env}")
-                test_now()
-        except FloatingPointError as exc:
-            ckpt.diverged(exc)
-            raise
-    save(last=True)
+            if ckpt.due(runner.t_env, loop["last_save_t"]):
+                loop["last_save_t"] = runner.t_env
+                save(last=False)
+        else:
+            logger.console.info(f"final test at t_env {runner.t_env}")
+            test_now()
     logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
     logger.console.info(f"finished training at t_env {runner.t_env} in {time_str(time.time() - start)}")

@@ -31,11 +31,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from components.episode_replay import WHOLE_EPISODES, EpisodeReplay
+from components.episode_replay import EpisodeReplay
 from modules.agents.po_actor import POActor
 from modules.critics.po_critic import POTwinCritic
+from utils.config import check_keys
 from utils.device import resolve_device
-from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, load_checkpoint, restore_plain
+from utils.checkpoint import (Checkpointer, find_checkpoint, load_checkpoint, loop_part, restore_buffer, restore_loop,
+                              restore_plain)
 from utils.registry import lookup
 from utils.seeding import global_rng_state, gym_env_rng_state, set_global_rng_state, set_gym_env_rng_state
 
@@ -57,21 +59,14 @@ def make_env(args: Any, seed: int) -> Any:
     return make_pomdp_env(seed=seed, **dict(args.env_args))
 
 
+# The keys this loop reads whose ranges default.yaml declares.
+CHECKED_KEYS = ("sampled_seq_len", "po_batch_size", "po_buffer_episodes", "po_hidden_dim", "po_obs_embed",
+                "test_nepisode", "t_max", "test_interval", "po_init_random_episodes", "po_updates_per_step")
+
+
 def check_args(args: Any) -> None:
-    """Validate this loop's keys with errors that name the key."""
-    if int(args.sampled_seq_len) < 1 and int(args.sampled_seq_len) != WHOLE_EPISODES:
-        raise ValueError(f"sampled_seq_len must be >= 1 (window length) or {WHOLE_EPISODES} (whole episodes), "
-                         f"got {args.sampled_seq_len}.")
-    positive = ("po_batch_size", "po_buffer_episodes", "po_hidden_dim",
-                "po_obs_embed", "test_nepisode")
-    for key in positive:
-        if int(getattr(args, key)) < 1:
-            raise ValueError(f"{key} must be >= 1, got {getattr(args, key)}.")
-    for key in ("t_max", "test_interval", "po_init_random_episodes"):
-        if int(getattr(args, key)) < 0:
-            raise ValueError(f"{key} must be >= 0, got {getattr(args, key)}.")
-    if float(args.po_updates_per_step) < 0:
-        raise ValueError(f"po_updates_per_step must be >= 0, got {args.po_updates_per_step}.")
+    """Validate this loop's keys against default.yaml (ConfigError naming the key and its range)."""
+    check_keys(args, CHECKED_KEYS)
 
 
 class EpisodeRunner:
@@ -209,16 +204,12 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
         "last_log": never, "last_save": 0, "ep_returns": [], "ep_lengths": [], "train_stats": {}}
     if resume_from is not None:
         load_checkpoint(resume_from, learner.parts(), map_location=device, required=tuple(learner.parts()))
-        saved = restore_plain(resume_from, "loop")
-        logger.load_state_dict(saved.pop("logger", {}))
-        loop.update(saved)
+        loop.update(restore_loop(resume_from, logger))
         rng = restore_plain(resume_from, "rng")
         set_global_rng_state(rng["global"])
         set_gym_env_rng_state(env, rng["env"])
         set_gym_env_rng_state(test_env, rng["test_env"])
-        if has_part(resume_from, "replay"):
-            replay.load_state_dict(restore_plain(resume_from, "replay"))
-        else:
+        if not restore_buffer(resume_from, "replay", replay):
             loop["learn_from"] = loop["episode"] + max(1, int(args.po_init_random_episodes))
             logger.console.warning(f"the checkpoint holds no replay (save_buffer=False): "
                                    f"{loop['learn_from'] - loop['episode']} episodes of the current policy "
@@ -233,9 +224,9 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
         if loop["t_env"] > 0:
             rng = {"global": global_rng_state(), "env": gym_env_rng_state(env),
                    "test_env": gym_env_rng_state(test_env)}
-            ckpt.save(loop["t_env"], learner.parts(), {"loop": {**loop, "train_stats": dict(train_stats),
-                                                                "logger": logger.state_dict()},
-                                                       "rng": rng}, {"replay": replay}, last)
+            ckpt.save(loop["t_env"], learner.parts(),
+                      {"loop": loop_part({**loop, "train_stats": dict(train_stats)}, logger), "rng": rng},
+                      {"replay": replay}, last)
 
     def tests_and_console() -> None:
         nonlocal last_time, last_t
@@ -253,49 +244,42 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
 
     if resume_from is None:
         tests_and_console()  # the evaluation at t_env = 0
-    with StopRequest(logger.console.warning) as stop:
-        try:
-            while loop["t_env"] < t_max:
-                if stop.requested:
-                    save(last=True)
-                    raise KeyboardInterrupt(f"stopped at t_env {loop['t_env']} (last checkpoint saved)")
-                episode = loop["episode"]
-                ep = runner.run("random" if episode < loop["n_random"] else "explore")
-                replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
-                n = int(ep["rew"].shape[0])
-                loop["t_env"] += n
-                loop["episode"] = episode = episode + 1
-                t_env = loop["t_env"]
-                loop["ep_returns"].append(float(ep["rew"].sum()))
-                loop["ep_lengths"].append(n)
+    with ckpt.guard(save, logger.console.warning) as guard:   # saves the last checkpoint on the way out
+        while loop["t_env"] < t_max:
+            guard.poll(loop["t_env"])
+            episode = loop["episode"]
+            ep = runner.run("random" if episode < loop["n_random"] else "explore")
+            replay.add_episode(ep["obs"], ep["act"], ep["rew"], ep["term"])
+            n = int(ep["rew"].shape[0])
+            loop["t_env"] += n
+            loop["episode"] = episode = episode + 1
+            t_env = loop["t_env"]
+            loop["ep_returns"].append(float(ep["rew"].sum()))
+            loop["ep_lengths"].append(n)
 
-                if episode >= max(loop["n_random"], loop["learn_from"]):
-                    loop["updates_owed"] += float(args.po_updates_per_step) * n
-                    while loop["updates_owed"] >= 1.0:
-                        stats = learner.train(replay.sample(batch_size, seq_len, device=device))
-                        for k, v in stats.items():
-                            train_stats[k].append(v)
-                        loop["updates_owed"] -= 1.0
+            if episode >= max(loop["n_random"], loop["learn_from"]):
+                loop["updates_owed"] += float(args.po_updates_per_step) * n
+                while loop["updates_owed"] >= 1.0:
+                    stats = learner.train(replay.sample(batch_size, seq_len, device=device))
+                    for k, v in stats.items():
+                        train_stats[k].append(v)
+                    loop["updates_owed"] -= 1.0
 
-                if t_env - loop["last_runner_log"] >= runner_log and loop["ep_returns"]:
-                    logger.log_stat("return_mean", float(np.mean(loop["ep_returns"])), t_env)
-                    logger.log_stat("return_std", float(np.std(loop["ep_returns"])), t_env)
-                    logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
-                    logger.log_stat("episode", episode, t_env)
-                    loop["ep_returns"], loop["ep_lengths"] = [], []
-                    loop["last_runner_log"] = t_env
-                if t_env - loop["last_learner_log"] >= learner_log and train_stats:
-                    for k, vals in train_stats.items():
-                        finite = [v for v in vals if np.isfinite(v)]
-                        if finite:
-                            logger.log_stat(k, float(np.mean(finite)), t_env)
-                    train_stats = defaultdict(list)
-                    loop["last_learner_log"] = t_env
-                tests_and_console()
-                if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
-                    loop["last_save"] = t_env
-                    save(last=False)
-        except FloatingPointError as exc:
-            ckpt.diverged(exc)
-            raise
-    save(last=True)
+            if t_env - loop["last_runner_log"] >= runner_log and loop["ep_returns"]:
+                logger.log_stat("return_mean", float(np.mean(loop["ep_returns"])), t_env)
+                logger.log_stat("return_std", float(np.std(loop["ep_returns"])), t_env)
+                logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
+                logger.log_stat("episode", episode, t_env)
+                loop["ep_returns"], loop["ep_lengths"] = [], []
+                loop["last_runner_log"] = t_env
+            if t_env - loop["last_learner_log"] >= learner_log and train_stats:
+                for k, vals in train_stats.items():
+                    finite = [v for v in vals if np.isfinite(v)]
+                    if finite:
+                        logger.log_stat(k, float(np.mean(finite)), t_env)
+                train_stats = defaultdict(list)
+                loop["last_learner_log"] = t_env
+            tests_and_console()
+            if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
+                loop["last_save"] = t_env
+                save(last=False)

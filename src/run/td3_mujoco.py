@@ -35,7 +35,9 @@ import torch
 
 from components.transition_replay import TransitionReplay
 from learners.td3_mujoco import TD3MujocoLearner, resolve_mode
-from utils.checkpoint import Checkpointer, StopRequest, find_checkpoint, has_part, load_checkpoint, restore_plain
+from utils.config import check_keys
+from utils.checkpoint import (Checkpointer, find_checkpoint, load_checkpoint, loop_part, restore_buffer, restore_loop,
+                              restore_plain)
 from utils.seeding import (generator_state, global_rng_state, gym_env_rng_state, set_generator_state,
                            set_global_rng_state, set_gym_env_rng_state)
 
@@ -47,18 +49,18 @@ def _make_env(args: Any, seed: int):
     return lookup(ENV_REGISTRY, "mujoco", what="env")(seed=seed, **dict(args.env_args))
 
 
+# The keys this loop reads whose ranges default.yaml declares.
+CHECKED_KEYS = ("t_max", "start_steps", "batch_size_transitions", "buffer_size_transitions", "test_interval",
+                "test_nepisode", "log_interval")
+
+
 def check_args(args: Any) -> str:
     """Validate the keys this loop needs; returns the learner mode ("ann" | "snn" | "proxy")."""
     if getattr(args, "env", "mujoco") != "mujoco":
         raise ValueError(f"the td3_mujoco loop (--config=td3/td3_snn/td3_proxy) runs only on "
                          f"--env-config=mujoco, got env='{args.env}'.")
     mode = resolve_mode(args.actor_type, bool(getattr(args, "proxy_target", False)))
-    for key in ("t_max", "start_steps", "batch_size_transitions", "buffer_size_transitions",
-                "test_interval", "test_nepisode", "log_interval"):
-        if int(getattr(args, key)) < 0:
-            raise ValueError(f"{key} must be >= 0, got {getattr(args, key)}")
-    if int(args.batch_size_transitions) < 1:
-        raise ValueError("batch_size_transitions must be >= 1")
+    check_keys(args, CHECKED_KEYS)
     return mode
 
 
@@ -270,19 +272,16 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
     loop: Dict[str, Any] = {"t_env": 0, "episode": 0, "ep_ret": 0.0, "ep_len": 0, "last_test": 0, "last_log": 0,
                             "last_save": 0, "ep_returns": [], "ep_lengths": [], "min_replay": batch_size}
     if resume_from is not None:
-        saved = restore_plain(resume_from, "loop")
+        saved = restore_loop(resume_from, logger)
         obs = saved.pop("obs").numpy()
         train_stats.update(saved.pop("train_stats"))
         tester.load_state_dict(saved.pop("tester"))
-        logger.load_state_dict(saved.pop("logger", {}))
         loop.update(saved)
         states = restore_plain(resume_from, "rng")
         set_global_rng_state(states["global"])
         set_generator_state(rng, states["noise"])
         set_env_state(env, states["env"])
-        if has_part(resume_from, "replay"):
-            replay.load_state_dict(restore_plain(resume_from, "replay"))
-        else:
+        if not restore_buffer(resume_from, "replay", replay):
             loop["min_replay"] = max(batch_size, min(int(args.start_steps), replay.capacity))
             logger.console.warning(f"the checkpoint holds no replay (save_buffer=False): updates restart once "
                                    f"{loop['min_replay']} new transitions are stored")
@@ -295,72 +294,66 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
     t_log_env = loop["t_env"]
 
     def save(last: bool) -> None:
-        state = {**loop, "obs": torch.as_tensor(np.asarray(obs)), "train_stats": dict(train_stats),
-                 "tester": tester.state_dict(), "logger": logger.state_dict()}
+        if loop["t_env"] == 0:
+            return
+        state = loop_part({**loop, "obs": torch.as_tensor(np.asarray(obs)), "train_stats": dict(train_stats),
+                           "tester": tester.state_dict()}, logger)
         rngs = {"global": global_rng_state(), "noise": generator_state(rng), "env": env_state(env)}
         ckpt.save(loop["t_env"], {**learner.deploy_parts(), **learner.train_parts()},
                   {"loop": state, "rng": rngs}, {"replay": replay}, last)
 
-    with StopRequest(logger.console.warning) as stop:
-        try:
-            while loop["t_env"] < t_max:
-                if stop.requested:
-                    save(last=True)
-                    raise KeyboardInterrupt(f"stopped at t_env {loop['t_env']} (last checkpoint saved)")
-                if loop["t_env"] < int(args.start_steps):
-                    action = env.action_space.sample()
-                else:
-                    action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
-                    action = np.clip(action, -max_action, max_action).astype(np.float32)
-                next_obs, rew, terminated, truncated, _ = env.step(action)
-                replay.add(obs, action, float(rew), next_obs, bool(terminated))
-                obs = next_obs
-                loop["ep_ret"] += float(rew)
-                loop["ep_len"] += 1
-                loop["t_env"] = t_env = loop["t_env"] + 1
-                if terminated or truncated:
-                    loop["ep_returns"].append(loop["ep_ret"])
-                    loop["ep_lengths"].append(loop["ep_len"])
-                    loop["episode"] += 1
-                    obs, _ = env.reset()
-                    loop["ep_ret"], loop["ep_len"] = 0.0, 0
+    with ckpt.guard(save, logger.console.warning) as guard:   # saves the last checkpoint on the way out
+        while loop["t_env"] < t_max:
+            guard.poll(loop["t_env"])
+            if loop["t_env"] < int(args.start_steps):
+                action = env.action_space.sample()
+            else:
+                action = learner.act(obs) + rng.normal(0.0, 1.0, act_dim) * noise_scale
+                action = np.clip(action, -max_action, max_action).astype(np.float32)
+            next_obs, rew, terminated, truncated, _ = env.step(action)
+            replay.add(obs, action, float(rew), next_obs, bool(terminated))
+            obs = next_obs
+            loop["ep_ret"] += float(rew)
+            loop["ep_len"] += 1
+            loop["t_env"] = t_env = loop["t_env"] + 1
+            if terminated or truncated:
+                loop["ep_returns"].append(loop["ep_ret"])
+                loop["ep_lengths"].append(loop["ep_len"])
+                loop["episode"] += 1
+                obs, _ = env.reset()
+                loop["ep_ret"], loop["ep_len"] = 0.0, 0
 
-                if t_env >= int(args.start_steps) and len(replay) >= loop["min_replay"]:
-                    batch = replay.sample(batch_size, learner.device)
-                    proxy_obs = None
-                    n_fit = learner.proxy_states_needed
-                    if n_fit:   # K fresh batches for the proxy fit
-                        proxy_obs = replay.sample(n_fit * batch_size, learner.device)["obs"].reshape(
-                            n_fit, batch_size, -1)
-                    for k, v in learner.train_step(batch, proxy_obs).items():
-                        train_stats[k].append(v)
+            if t_env >= int(args.start_steps) and len(replay) >= loop["min_replay"]:
+                batch = replay.sample(batch_size, learner.device)
+                proxy_obs = None
+                n_fit = learner.proxy_states_needed
+                if n_fit:   # K fresh batches for the proxy fit
+                    proxy_obs = replay.sample(n_fit * batch_size, learner.device)["obs"].reshape(
+                        n_fit, batch_size, -1)
+                for k, v in learner.train_step(batch, proxy_obs).items():
+                    train_stats[k].append(v)
 
-                if t_env - loop["last_test"] >= int(args.test_interval) or t_env == t_max:
-                    loop["last_test"] = t_env
-                    tester(t_env)
+            if t_env - loop["last_test"] >= int(args.test_interval) or t_env == t_max:
+                loop["last_test"] = t_env
+                tester(t_env)
 
-                if t_env - loop["last_log"] >= int(args.log_interval) or t_env == t_max:
-                    now = time.time()
-                    sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
-                    logger.log_stat("steps_per_sec", sps, t_env)
-                    t_log_wall, t_log_env = now, t_env
-                    logger.log_stat("episode", loop["episode"], t_env)
-                    if loop["ep_returns"]:
-                        logger.log_stat("return_mean", float(np.mean(loop["ep_returns"])), t_env)
-                        logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
-                    for k, vals in train_stats.items():
-                        logger.log_stat(k, float(np.mean(vals)), t_env)
-                    train_stats.clear()
-                    loop["ep_returns"], loop["ep_lengths"] = [], []
-                    loop["last_log"] = t_env
-                    logger.print_progress(t_env, t_max)
+            if t_env - loop["last_log"] >= int(args.log_interval) or t_env == t_max:
+                now = time.time()
+                sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
+                logger.log_stat("steps_per_sec", sps, t_env)
+                t_log_wall, t_log_env = now, t_env
+                logger.log_stat("episode", loop["episode"], t_env)
+                if loop["ep_returns"]:
+                    logger.log_stat("return_mean", float(np.mean(loop["ep_returns"])), t_env)
+                    logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
+                for k, vals in train_stats.items():
+                    logger.log_stat(k, float(np.mean(vals)), t_env)
+                train_stats.clear()
+                loop["ep_returns"], loop["ep_lengths"] = [], []
+                loop["last_log"] = t_env
+                logger.print_progress(t_env, t_max)
 
-                if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
-                    loop["last_save"] = t_env
-                    save(last=False)
-        except FloatingPointError as exc:
-            ckpt.diverged(exc)
-            raise
-    if loop["t_env"] > 0:
-        save(last=True)
+            if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
+                loop["last_save"] = t_env
+                save(last=False)
     logger.console.info(f"finished: best test return {tester.best:.2f}")

@@ -462,6 +462,69 @@ class Checkpointer:
                            f"checkpoint in {self.model_dir} (if any) is from before the divergence.")
 
 
+    def guard(self, save: Callable[[bool], None], warn: Callable[[str], None]) -> "TrainingGuard":
+        """The frame of a training loop that saves through ``save(last)``; see ``TrainingGuard``."""
+        return TrainingGuard(self, save, warn)
+
+
+class TrainingGuard:
+    """Context manager around a training loop: how a run ends, in one place for every loop.
+
+    - Ctrl-C / SIGTERM (``StopRequest``): the loop calls ``poll(t_env)`` where its state is
+      consistent; after a signal that saves a last checkpoint and raises ``KeyboardInterrupt``.
+    - ``FloatingPointError`` (a non-finite loss): reported via ``Checkpointer.diverged``, nothing
+      saved, re-raised.
+    - Normal exit (``t_max`` reached or a ``break``): the last checkpoint is saved after the
+      signal handlers are restored. Any other exception propagates without a save.
+    """
+
+    def __init__(self, ckpt: Checkpointer, save: Callable[[bool], None], warn: Callable[[str], None]) -> None:
+        self.ckpt, self.save = ckpt, save
+        self.stop = StopRequest(warn)
+
+    def __enter__(self) -> "TrainingGuard":
+        self.stop.__enter__()
+        return self
+
+    def poll(self, t_env: int) -> None:
+        """After a stop request: save the last checkpoint and raise ``KeyboardInterrupt``."""
+        if self.stop.requested:
+            self.save(True)
+            raise KeyboardInterrupt(f"stopped at t_env {t_env} (last checkpoint saved)")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self.stop.__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            self.save(True)
+        elif issubclass(exc_type, FloatingPointError):
+            self.ckpt.diverged(exc)
+        return False
+
+
 def restore_plain(step_dir: str, name: str, map_location: Any = "cpu") -> Optional[Any]:
     """The plain-data part ``name`` of a step folder (None when it was not saved)."""
     return load_part(os.path.join(step_dir, f"{name}.pt"), map_location) if has_part(step_dir, name) else None
+
+
+def loop_part(loop: Mapping[str, Any], logger: Any) -> Dict[str, Any]:
+    """A training loop's ``loop`` part: its counters plus the logger's state (``logger.state_dict()``)."""
+    return {**loop, "logger": logger.state_dict()}
+
+
+def restore_loop(step_dir: str, logger: Any) -> Dict[str, Any]:
+    """The counters saved by ``loop_part``; the logger's state goes back into ``logger``."""
+    saved = restore_plain(step_dir, "loop")
+    if saved is None:
+        raise CheckpointError(f"{step_dir} holds no 'loop.pt': it is a deployable model, not a training "
+                              f"checkpoint, so training cannot resume from it.")
+    logger.load_state_dict(saved.pop("logger", {}))
+    return saved
+
+
+def restore_buffer(step_dir: str, name: str, buffer: Any, map_location: Any = "cpu") -> bool:
+    """Load part ``name`` into ``buffer`` (``load_state_dict``); False when the step has none
+    (saved with ``save_buffer=False`` before the run's end)."""
+    if not has_part(step_dir, name):
+        return False
+    buffer.load_state_dict(restore_plain(step_dir, name, map_location))
+    return True

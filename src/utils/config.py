@@ -307,6 +307,18 @@ def project_specs(config_dir: str = CONFIG_DIR) -> Dict[str, KeySpec]:
     return specs
 
 
+def check_keys(args: Any, keys: Sequence[str], source: str = "the run's config") -> None:
+    """Check the values of ``keys`` in ``args`` (a namespace or mapping) against their declarations
+    in default.yaml: the run loops' check of the keys they read, so a config built in code meets
+    the same ranges as one from ``build_config`` (ConfigError naming the key and the allowed range)."""
+    values = args if isinstance(args, Mapping) else vars(args)
+    specs = project_specs()
+    for key in keys:
+        if key not in specs:
+            raise KeyError(f"check_keys: '{key}' is not declared in config/default.yaml")
+        check_value(specs[key], values[key], source)
+
+
 def validate_config(config: Dict[str, Any], specs: Mapping[str, KeySpec],
                     sources: Optional[Mapping[str, str]] = None,
                     default_source: str = "config/default.yaml") -> Dict[str, Any]:

@@ -105,6 +105,7 @@ def test_whole_episode_training_runs(tmp_path):
 
 
 @pytest.mark.parametrize("seq_len", [0, -3])
-def test_a_bad_window_length_names_the_key_and_the_whole_episode_option(tmp_path, seq_len):
-    with pytest.raises(ValueError, match=r"sampled_seq_len must be >= 1 .* or -1 \(whole episodes\)"):
+def test_a_bad_window_length_names_the_key_and_its_declared_range(tmp_path, seq_len):
+    with pytest.raises(ValueError, match=rf"sampled_seq_len={seq_len} .* allowed sampled_seq_len = -1 or "
+                                         r"sampled_seq_len >= 1 \(declared in config/default.yaml\)"):
         run_po_rl(po_args(tmp_path, sampled_seq_len=seq_len), Logger())

@@ -122,3 +122,14 @@ def test_evaluate_with_energy(tmp_path, mode):
         assert s["energy_firing_rate"][0][1] == pytest.approx(s["test_firing_rate"][0][1], abs=0.2)
     else:
         assert s["energy_snn_kops"][0][1] == 0 and s["energy_mlp_kops"][0][1] > 0
+
+
+def test_check_args_holds_the_loop_keys_to_their_declared_ranges():
+    from run.td3_mujoco import CHECKED_KEYS, check_args
+    from utils.config import ConfigError
+    good = dict(env="mujoco", actor_type="ann", proxy_target=False, t_max=10, start_steps=0,
+                batch_size_transitions=4, buffer_size_transitions=10, test_interval=5, test_nepisode=1,
+                log_interval=5)
+    assert set(CHECKED_KEYS) <= set(good) and check_args(SimpleNamespace(**good)) == "ann"
+    with pytest.raises(ConfigError, match="batch_size_transitions=0 .* allowed batch_size_transitions >= 1"):
+        check_args(SimpleNamespace(**{**good, "batch_size_transitions": 0}))

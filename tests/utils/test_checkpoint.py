@@ -11,8 +11,20 @@ import pytest
 import torch
 
 from utils.checkpoint import (CheckpointError, Checkpointer, DivergedError, StopRequest, config_hash,
-                              find_checkpoint, incomplete_reason, load_checkpoint, load_part, resume_config,
-                              save_checkpoint)
+                              find_checkpoint, incomplete_reason, load_checkpoint, load_part, loop_part,
+                              restore_buffer, restore_loop, resume_config, save_checkpoint)
+
+class Log:
+    """A console stand-in that keeps every line."""
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, m):
+        self.lines.append(m)
+
+    warning = error = info
+
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
@@ -124,15 +136,6 @@ def test_saving_a_step_again_replaces_it(tmp_path):
 
 
 def test_checkpointer_writes_buffers_with_the_last_save_or_when_asked(tmp_path):
-    class Log:
-        def __init__(self):
-            self.lines = []
-
-        def info(self, m):
-            self.lines.append(m)
-
-        warning = info
-
     def args(**kw):
         d = dict(local_results_path=str(tmp_path), unique_token="run", save_model=True, save_model_interval=50,
                  save_buffer=False)
@@ -166,6 +169,86 @@ def test_stop_request_defers_the_first_signal_and_not_the_second():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.01)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def _guard(tmp_path, log):
+    args = SimpleNamespace(local_results_path=str(tmp_path), unique_token="run", save_model=True,
+                           save_model_interval=50, save_buffer=False)
+    saves = []
+    return Checkpointer(args, log).guard(saves.append, log.warning), saves
+
+
+def test_training_guard_saves_the_last_checkpoint_once_on_a_normal_exit_or_a_break():
+    log = Log()
+    guard, saves = _guard("unused", log)
+    before = signal.getsignal(signal.SIGTERM)
+    with guard as g:
+        for t in range(3):
+            g.poll(t)
+            if t == 1:
+                break
+    assert saves == [True] and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_training_guard_after_a_signal_saves_at_the_next_poll_and_stops():
+    log = Log()
+    guard, saves = _guard("unused", log)
+    polled = []
+    with pytest.raises(KeyboardInterrupt, match="stopped at t_env 7 \\(last checkpoint saved\\)"):
+        with guard as g:
+            for t in range(5, 10):
+                g.poll(t)
+                polled.append(t)
+                if t == 6:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.01)
+    assert polled == [5, 6] and saves == [True]
+
+
+def test_training_guard_saves_nothing_when_the_loop_fails():
+    log = Log()
+    guard, saves = _guard("unused", log)
+    with pytest.raises(FloatingPointError):
+        with guard:
+            raise FloatingPointError("loss is nan")
+    assert saves == [] and "diverged (loss is nan)" in log.lines[-1]
+    guard, saves = _guard("unused", log)
+    with pytest.raises(RuntimeError):
+        with guard:
+            raise RuntimeError("env crashed")
+    assert saves == []
+
+
+def test_loop_part_round_trip_restores_the_logger_and_buffer_absence_is_reported(tmp_path):
+    class FakeLogger:
+        def __init__(self, state):
+            self.state = state
+
+        def state_dict(self):
+            return dict(self.state)
+
+        def load_state_dict(self, state):
+            self.state = state
+
+    class Buffer:
+        def __init__(self):
+            self.state = None
+
+        def state_dict(self):
+            return {"n": torch.tensor([3])}
+
+        def load_state_dict(self, state):
+            self.state = state
+
+    step = save_checkpoint(str(tmp_path), 10, {"loop": loop_part({"episode": 4}, FakeLogger({"t": [1, 2]})),
+                                                "replay": Buffer()})
+    logger, buffer = FakeLogger({}), Buffer()
+    assert restore_loop(step, logger) == {"episode": 4} and logger.state == {"t": [1, 2]}
+    assert restore_buffer(step, "replay", buffer) and buffer.state["n"].tolist() == [3]
+    assert not restore_buffer(step, "buffer", Buffer())
+    bare = save_checkpoint(str(tmp_path), 20, {"actor": torch.nn.Linear(2, 2)})
+    with pytest.raises(CheckpointError, match="holds no 'loop.pt': it is a deployable model"):
+        restore_loop(bare, logger)
 
 
 def test_resume_config_takes_the_checkpoint_and_rejects_conflicts():

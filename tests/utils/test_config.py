@@ -217,3 +217,18 @@ def test_validate_config_of_a_merged_config_names_its_source():
         validate_config(cfg, specs, default_source="the checkpoint's config")
     cfg.update(buffer_size=64, t_max="3e3")
     assert validate_config(cfg, specs)["t_max"] == 3000
+
+
+def test_check_keys_holds_code_built_configs_to_the_declared_ranges():
+    from types import SimpleNamespace
+
+    from utils.config import check_keys
+    check_keys(SimpleNamespace(t_max=0, sampled_seq_len=-1), ["t_max", "sampled_seq_len"])
+    check_keys({"po_updates_per_step": 0.5}, ["po_updates_per_step"])
+    with pytest.raises(ConfigError, match=r"test_nepisode=0 \(the run's config\) is out of range: allowed "
+                                          r"test_nepisode >= 1 \(declared in config/default.yaml\)"):
+        check_keys(SimpleNamespace(test_nepisode=0), ["test_nepisode"])
+    with pytest.raises(ConfigError, match="sampled_seq_len=-3"):
+        check_keys(SimpleNamespace(sampled_seq_len=-3), ["sampled_seq_len"])
+    with pytest.raises(KeyError, match="'no_such_key' is not declared"):
+        check_keys(SimpleNamespace(no_such_key=1), ["no_such_key"])
