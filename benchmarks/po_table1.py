@@ -46,7 +46,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_progress import load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
+from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 
 ENVS = ["CartPole-V", "CartPole-P", "Pendulum-V", "Pendulum-P"]
 CORES = ["mlp", "gru", "lif", "grsn"]
@@ -95,7 +95,12 @@ def algo_for(env_key: str) -> str:
 
 
 def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
-    """Train one (env, core, seed) with the po_rl loop; returns its test curve and final return."""
+    """Train one (env, core, seed) with the po_rl loop; returns its test curve and final return,
+    or ``{"stopped": ...}`` when the deadline (``job["deadline_at"]``, epoch s) came first: then
+    the run did not start, or it saved a last checkpoint (``--save-model``) and stopped."""
+    stop = StopAt(job.get("deadline_at"))
+    if stop.passed():
+        return {"stopped": "not started (deadline passed)"}
     sys.path.insert(0, SRC)
     import torch
     from run.po_rl import run_po_rl
@@ -139,10 +144,17 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
         if key == "test_return_mean" and progress:
             save_progress(progress, {key: prior.get(key, []) + [[int(x), float(v)] for x, v in logger.stats[key]]},
                           wall_before + time.time() - start)
+        stop.check()
     logger.log_stat = log_and_keep
     error: Optional[str] = None
     try:
         run_po_rl(args, logger)
+    except KeyboardInterrupt:
+        if not stop.sent:
+            raise   # Ctrl-C / SIGTERM from outside: stop the grid
+        where = "saved a last checkpoint" if job["save_model"] else "nothing saved (no --save-model)"
+        print(f"[{job['env']} {job['core']} seed {job['seed']}] stopped by the deadline; {where}", flush=True)
+        return {"stopped": where}
     except Exception as exc:  # one failed run must not lose the others
         error = f"{type(exc).__name__}: {exc}"
     wall = wall_before + time.time() - start
@@ -327,6 +339,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tag", default="po_table1", help="output name under benchmarks/results/")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra config overrides for every run (e.g. test_interval=2000)")
+    p.add_argument("--deadline-s", type=float, default=0.0,
+                   help="seconds from now after which runs still going save a last checkpoint (with "
+                        "--save-model) and stop, and no new run starts; give the command again with --resume")
     p.add_argument("--collect", action="store_true",
                    help="run nothing; gather the stored runs of every po_table1*.json into po_table1_all")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"),
@@ -353,6 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
              "results_path": a.results_path, "extra": a.set, "config_dir": a.config_dir,
              "mlp_obs_only": bool(a.mlp_obs_only), **nets[algo_for(e)]}
             for e in envs for c in cores for s in seeds]
+    deadline_at = time.time() + a.deadline_s if a.deadline_s > 0 else None
     run_dir = os.path.join(a.results_path, "runs")
     os.makedirs(run_dir, exist_ok=True)
     done: List[Dict[str, Any]] = []
@@ -368,7 +384,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             if a.resume:
                 j["resume_from"] = resumable_checkpoint(j)
-            todo.append(j)
+            todo.append(dict(j, deadline_at=deadline_at))
     resumed = sum(bool(j.get("resume_from")) for j in todo)
     print(f"{len(jobs)} runs ({len(done)} already done, {resumed} resumed from a checkpoint), "
           f"{a.parallel} at a time", flush=True)
@@ -395,7 +411,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f.write(f"# {a.tag}: GRSN paper Table 1 (PO control)\n\nNetworks: {nets_line}.\n\n{state}{table}")
         return table
 
+    stopped: List[str] = []
+
     def keep(r: Dict[str, Any]) -> None:  # each finished run is on disk at once (see --resume)
+        if "stopped" in r:
+            stopped.append(r["stopped"])
+            return
         with open(os.path.join(run_dir, run_name(r) + ".json"), "w") as f:
             json.dump(r, f)
         runs.append(r)
@@ -409,7 +430,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with mp.get_context("spawn").Pool(a.parallel) as pool:
             for r in pool.imap_unordered(run_one, todo, chunksize=1):
                 keep(r)
-    print(write_record(complete=True))
+    if stopped:
+        write_record(complete=False)
+        print(f"deadline: {len(runs)} of {len(jobs)} runs finished; {len(stopped)} stopped or not started "
+              f"({sum(s.startswith('saved') for s in stopped)} saved a checkpoint). Give the same command "
+              f"with --resume to continue.", flush=True)
+    else:
+        print(write_record(complete=True))
     return 1 if any(r["error"] for r in runs) else 0
 
 

@@ -37,7 +37,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import signal
 import sys
 import time
 from types import SimpleNamespace
@@ -48,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_progress import load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
+from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 CONFIGS = ("td3", "td3_snn", "td3_proxy")
 LABELS = {"td3": "ANN TD3", "td3_snn": "vanilla SNN", "td3_proxy": "proxy-target SNN"}
 TASKS = ("InvertedDoublePendulum", "Ant", "HalfCheetah", "Hopper", "Walker2d")
@@ -70,13 +69,6 @@ SETUP = "authors (#22): K fresh proxy batches, enc std sqrt(0.05), proxy lr 1e-3
 OLD_SETUP = "pre-#22"
 
 
-def _stop_handled() -> bool:
-    """Whether a run loop's ``StopRequest`` handles SIGTERM now (outside one it would kill the process)."""
-    from utils.checkpoint import StopRequest
-
-    return isinstance(getattr(signal.getsignal(signal.SIGTERM), "__self__", None), StopRequest)
-
-
 class RecordingLogger:
     """The Logger interface (log_stat / print_recent_stats / console), kept in memory.
 
@@ -92,17 +84,14 @@ class RecordingLogger:
 
         self.stats: Dict[str, List[List[float]]] = {k: [list(e) for e in v] for k, v in (prior or {}).items()}
         self.console = logging.getLogger("proxy_target_bench")
-        self.stop_at, self.stats_path, self.wall_before = stop_at, stats_path, float(wall_before)
+        self.stop, self.stats_path, self.wall_before = StopAt(stop_at), stats_path, float(wall_before)
         self.started = time.time()
-        self.stop_sent = False
 
     def log_stat(self, key: str, value: float, t: int) -> None:
         self.stats.setdefault(key, []).append([int(t), float(value)])
         if key == "test_return_best" and self.stats_path:
             self.dump()
-        if self.stop_at is not None and not self.stop_sent and time.time() > self.stop_at and _stop_handled():
-            self.stop_sent = True
-            os.kill(os.getpid(), signal.SIGTERM)
+        self.stop.check()
 
     def wall_s(self) -> float:
         """Training wall time of all parts of the run so far."""

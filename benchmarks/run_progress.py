@@ -1,5 +1,6 @@
-"""A benchmark run's logged stats kept on disk beside its checkpoints, so that a run continued
-from a checkpoint (true resume) reports its whole curve, not only the part after the resume.
+"""A grid run across sessions: its logged stats kept on disk beside its checkpoints, so that a run
+continued from a checkpoint (true resume) reports its whole curve, not only the part after the
+resume; and ``StopAt``, which stops a run at a deadline with a last checkpoint.
 
 The progress file holds ``{"stats": {key: [[t, value], ...]}, "wall_s": seconds}`` and is rewritten
 after every evaluation. A run killed between two checkpoints has logged past its newest one; the
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Tuple
+import signal
+import time
+from typing import Dict, List, Optional, Tuple
 
 Stats = Dict[str, List[List[float]]]
 
@@ -36,3 +39,30 @@ def load_progress(path: str, t_checkpoint: int) -> Tuple[Stats, float]:
     with open(path) as f:
         saved = json.load(f)
     return trimmed(saved["stats"], int(t_checkpoint)), float(saved.get("wall_s", 0.0))
+
+
+def stop_handled() -> bool:
+    """Whether a run loop's ``StopRequest`` handles SIGTERM now (outside one it would kill the process)."""
+    from utils.checkpoint import StopRequest
+
+    return isinstance(getattr(signal.getsignal(signal.SIGTERM), "__self__", None), StopRequest)
+
+
+class StopAt:
+    """A deadline for the run in this process: ``check()`` (call it often, e.g. from the logger)
+    sends this process one SIGTERM at the first call after ``at`` (epoch seconds; None = never)
+    made while the run loop's ``StopRequest`` handles SIGTERM, so the loop saves a last checkpoint
+    at its next safe point and stops (``KeyboardInterrupt``)."""
+
+    def __init__(self, at: Optional[float]) -> None:
+        self.at = at
+        self.sent = False
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed (e.g. a job that should not start any more)."""
+        return self.at is not None and time.time() > self.at
+
+    def check(self) -> None:
+        if not self.sent and self.passed() and stop_handled():
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)

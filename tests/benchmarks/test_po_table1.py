@@ -206,3 +206,44 @@ def test_a_resumed_run_reports_the_curve_and_wall_time_of_all_its_parts(tmp_path
     assert second["test_return_mean"] == [9.0, 50.0, 80.0, 120.0]
     assert second["best_return"] == 120.0 and second["final_return"] == 120.0
     assert second["wall_time_s"] >= first["wall_time_s"]
+
+
+TINY = ["--envs", "CartPole-V", "--cores", "mlp", "--seeds", "1", "--parallel", "1", "--cartpole-steps", "400",
+        "--save-model", "--set", "test_interval=100", "test_nepisode=2", "po_batch_size=4", "sampled_seq_len=8",
+        "po_hidden_dim=16", "po_init_random_episodes=1", "po_updates_per_step=0.1", "save_model_interval=100",
+        "save_buffer=True"]
+
+
+def test_a_deadline_stops_the_grid_with_a_checkpoint_and_resume_finishes_it_exactly(tmp_path, monkeypatch):
+    """--deadline-s: the run going saves a last checkpoint and stops, no new run starts, the record
+    says partial; the same command with --resume continues to a record equal to a straight run's."""
+    def tiny(name):
+        return TINY + ["--results-path", str(tmp_path / name), "--out-dir", str(tmp_path), "--tag", f"po_table1_{name}"]
+
+    assert po_table1.main(tiny("straight")) == 0
+    straight = json.load(open(tmp_path / "po_table1_straight.json"))["runs"][0]
+
+    class PassedAfter(po_table1.StopAt):
+        """The deadline passes once the run has logged 12 stats (mid-run, between checkpoints)."""
+        logged = 0
+
+        def passed(self):
+            return self.at is not None and PassedAfter.logged >= 12
+
+        def check(self):
+            PassedAfter.logged += 1
+            super().check()
+
+    monkeypatch.setattr(po_table1, "StopAt", PassedAfter)
+    assert po_table1.main(tiny("cut") + ["--deadline-s", "1000"]) == 0
+    cut = json.load(open(tmp_path / "po_table1_cut.json"))
+    assert not cut["complete"] and cut["runs_finished"] == 0
+    models = tmp_path / "cut" / "models"
+    steps = [int(d) for d in os.listdir(models / os.listdir(models)[0]) if d.isdigit()]
+    assert steps and 0 < max(steps) < 400
+    monkeypatch.undo()
+    assert po_table1.main(tiny("cut") + ["--resume"]) == 0
+    resumed = json.load(open(tmp_path / "po_table1_cut.json"))
+    assert resumed["complete"] and resumed["runs"][0]["resumed_from"]
+    for key in ("test_T", "test_return_mean", "final_return", "best_return"):
+        assert resumed["runs"][0][key] == straight[key], key

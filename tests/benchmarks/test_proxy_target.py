@@ -67,7 +67,7 @@ class StopAt95(pt.RecordingLogger):
 
     def log_stat(self, key, value, t):
         if t >= 95:
-            self.stop_at = 0.0
+            self.stop.at = 0.0
         super().log_stat(key, value, t)
 
 
