@@ -206,6 +206,13 @@ def resumable_checkpoint(job: Dict[str, Any]) -> str:
     return model_dir
 
 
+def checkpoint_step(model_dir: str) -> int:
+    """The env step of the newest complete checkpoint in ``model_dir``."""
+    from utils.checkpoint import find_checkpoint
+
+    return find_checkpoint(model_dir, 0)[1]
+
+
 def model_token(job: Dict[str, Any]) -> str:
     """Model folder name of a run (``--save-model``): ``po_table1_<algo>_<run_name>``, so runs with
     and without the shortcut, or with other training overrides, never share a folder."""
@@ -342,6 +349,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--deadline-s", type=float, default=0.0,
                    help="seconds from now after which runs still going save a last checkpoint (with "
                         "--save-model) and stop, and no new run starts; give the command again with --resume")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each run's plan (reuse / resume from step N / fresh) and stop")
     p.add_argument("--collect", action="store_true",
                    help="run nothing; gather the stored runs of every po_table1*.json into po_table1_all")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"),
@@ -381,13 +390,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 stored = json.load(f)
         if stored is not None and stored.get("po_shortcut", False) == j["po_shortcut"]:
             done.append(stored)
+            plan = "reuse"
         else:
             if a.resume:
                 j["resume_from"] = resumable_checkpoint(j)
             todo.append(dict(j, deadline_at=deadline_at))
+            plan = f"resume from step {checkpoint_step(j['resume_from'])}" if j.get("resume_from") else "fresh"
+        print(f"{run_name(j)}: {plan}", flush=True)
     resumed = sum(bool(j.get("resume_from")) for j in todo)
     print(f"{len(jobs)} runs ({len(done)} already done, {resumed} resumed from a checkpoint), "
           f"{a.parallel} at a time", flush=True)
+    if a.dry_run:
+        return 0
     start = time.time()
     runs = list(done)
 

@@ -252,6 +252,15 @@ def pending_jobs(jobs: Sequence[Dict[str, Any]], runs: Dict[str, Dict[str, Any]]
     return [j for j in jobs if not done(j)]
 
 
+def plan_of(job: Dict[str, Any], pending: Sequence[Dict[str, Any]]) -> str:
+    """How ``--resume`` runs ``job``: ``reuse`` (complete), ``resume from step N`` (an unfinished
+    run's newest checkpoint with its replay under ``--work``) or ``fresh``."""
+    if job not in pending:
+        return "reuse"
+    t_ck = _prior_part(job, build_args(job))[3] if job.get("work") else 0
+    return f"resume from step {t_ck}" if t_ck else "fresh"
+
+
 def load_results(path: str) -> Dict[str, Dict[str, Any]]:
     if not os.path.exists(path):
         return {}
@@ -543,6 +552,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default=os.path.join(RESULTS_DIR, "proxy_target.json"))
     p.add_argument("--table-only", action="store_true", help="only rebuild the markdown table and plots")
     p.add_argument("--resume", action="store_true", help="skip runs already complete in --out")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --resume: print each run's plan (reuse / resume from step N / fresh) and stop")
     p.add_argument("--speed", action="store_true",
                    help="measure env steps/s, reference step loop vs fused unroll, interleaved")
     p.add_argument("--rounds", type=int, default=2, help="--speed: interleaved rounds")
@@ -563,9 +574,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 for e in a.envs for s in a.seeds for c in a.configs]
         if a.resume:
             n_all = len(jobs)
-            jobs = pending_jobs(jobs, runs)
+            pending = pending_jobs(jobs, runs)
+            for j in jobs:
+                print(f"{run_key(j)}: {plan_of(j, pending)}", flush=True)
+            jobs = pending
             print(f"--resume: {n_all - len(jobs)} runs already complete", flush=True)
         print(f"{len(jobs)} runs, {a.workers} at a time", flush=True)
+        if a.dry_run:
+            return 0
         ctx = mp.get_context("spawn")
         with ctx.Pool(max(1, a.workers), maxtasksperchild=1) as pool:
             for rec in pool.imap_unordered(run_one, jobs):

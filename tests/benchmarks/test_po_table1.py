@@ -152,7 +152,7 @@ def test_model_folders_differ_between_networks_and_variants():
     assert len(tokens) == 3
 
 
-def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch):
+def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     from torch import nn
 
     from utils.checkpoint import save_checkpoint
@@ -172,6 +172,10 @@ def test_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path, monke
     monkeypatch.setattr(po_table1, "run_one", fake_run_one)
     argv = ["--envs", "CartPole-V", "--cores", "gru,grsn,lif", "--seeds", "1", "--parallel", "1",
             "--resume", "--results-path", str(res), "--out-dir", str(tmp_path), "--tag", "po_table1_r"]
+    assert po_table1.main(argv + ["--dry-run"]) == 0 and seen == []   # plans only
+    plans = [line for line in capsys.readouterr().out.splitlines() if line.startswith("CartPole-V_")]
+    assert plans == ["CartPole-V_gru_seed1_t11000_shortcut: resume from step 4000",
+                     "CartPole-V_grsn_seed1_t11000_shortcut: fresh", "CartPole-V_lif_seed1_t11000_shortcut: fresh"]
     assert po_table1.main(argv) == 0
     assert sorted(seen) == [("grsn", ""), ("gru", str(res / "models" / po_table1.model_token(job))), ("lif", "")]
     assert po_table1.main(argv[:-1] + ["po_table1_r2"]) == 0  # all finished now: nothing is rerun

@@ -98,7 +98,11 @@ def test_a_stopped_grid_run_continues_exactly_with_resume(tmp_path, monkeypatch,
             shutil.rmtree(os.path.join(models, str(step)))
     monkeypatch.setattr(pt, "RecordingLogger", original)
     monkeypatch.setattr(pt, "drop_old_replays", drop)
-    second = pt.run_one(_job(tmp_path / "b"))
+    job_b = _job(tmp_path / "b")
+    assert pt.plan_of(job_b, [job_b]) == f"resume from step {60 if hard_kill else steps[-1]}"
+    assert pt.plan_of(_job(tmp_path / "c"), [_job(tmp_path / "c")]) == "fresh"
+    assert pt.plan_of(job_b, []) == "reuse"
+    second = pt.run_one(job_b)
     assert second["complete"] and second["resumed_from_t"] == (60 if hard_kill else steps[-1])
     for key in SERIES:
         assert second[key] == straight[key], key
