@@ -109,74 +109,66 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
     buffer = ReplayBuffer(args.buffer_size, runner.episode_limit, info["n_agents"], info["obs_shape"],
                           info["state_shape"], info["n_actions"], rng=np.random.default_rng(args.seed))
     ckpt = Checkpointer(args, logger.console)
-    step = TrainingIteration(args, runner, buffer, learner, learner.mac)   # before the runner's state is restored
-    try:
-        _train_loop(args, logger, runner, learner, buffer, ckpt, step, resume_from)
-    finally:
-        step.close()
+    # built before the runner's state is restored; closing it stops its acting thread
+    with contextlib.closing(TrainingIteration(args, runner, buffer, learner, learner.mac)) as step:
+        loop = {"episode": 0, "last_test_t": -args.test_interval - 1, "last_log_t": 0, "last_save_t": runner.t_env,
+                "elapsed_s": 0.0}
+        if resume_from is not None:
+            learner.load(resume_from, resume=True)
+            runner.load_state_dict(restore_plain(resume_from, "runner"))
+            loop.update(restore_loop(resume_from, logger))
+            set_global_rng_state(restore_plain(resume_from, "rng"))
+            if not restore_buffer(resume_from, "buffer", buffer, args.device):
+                logger.console.warning("the checkpoint holds no replay buffer (save_buffer=False): training restarts "
+                                       f"once {args.batch_size} new episodes are collected")
+            logger.console.info(f"resumed at t_env {runner.t_env}, episode {loop['episode']}, "
+                                f"{len(buffer)} episodes in the replay buffer")
+            if runner.t_env > args.t_max:
+                logger.console.info(f"the checkpoint is at t_env {runner.t_env} > t_max={args.t_max}: nothing left to "
+                                    f"train (give a larger t_max to continue)")
+                return
+        start = time.time() - float(loop["elapsed_s"])
 
+        def save(last: bool) -> None:
+            loop["elapsed_s"] = time.time() - start
+            ckpt.save(runner.t_env, learner.checkpoint_parts(),
+                      {"runner": runner.state_dict(), "loop": loop_part(loop, logger), "rng": global_rng_state()},
+                      {"buffer": buffer}, last)
 
-def _train_loop(args: Any, logger: Any, runner: Any, learner: Any, buffer: Any, ckpt: Any,
-                step: "TrainingIteration", resume_from: Optional[str]) -> None:
-    """``train``'s body: resume, then iterate, test, log and save until ``t_max``."""
-    loop = {"episode": 0, "last_test_t": -args.test_interval - 1, "last_log_t": 0, "last_save_t": runner.t_env,
-            "elapsed_s": 0.0}
-    if resume_from is not None:
-        learner.load(resume_from, resume=True)
-        runner.load_state_dict(restore_plain(resume_from, "runner"))
-        loop.update(restore_loop(resume_from, logger))
-        set_global_rng_state(restore_plain(resume_from, "rng"))
-        if not restore_buffer(resume_from, "buffer", buffer, args.device):
-            logger.console.warning("the checkpoint holds no replay buffer (save_buffer=False): training restarts "
-                                   f"once {args.batch_size} new episodes are collected")
-        logger.console.info(f"resumed at t_env {runner.t_env}, episode {loop['episode']}, "
-                            f"{len(buffer)} episodes in the replay buffer")
-        if runner.t_env > args.t_max:
-            logger.console.info(f"the checkpoint is at t_env {runner.t_env} > t_max={args.t_max}: nothing left to "
-                                f"train (give a larger t_max to continue)")
-            return
-    start = time.time() - float(loop["elapsed_s"])
+        def test_now() -> Optional[float]:
+            """Test episodes plus the wall time so far (``elapsed_s``); returns the test win rate."""
+            step.sync_acting()
+            win = run_test_episodes(args, runner, logger)
+            logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
+            logger.print_test(runner.t_env)
+            return win
 
-    def save(last: bool) -> None:
-        loop["elapsed_s"] = time.time() - start
-        ckpt.save(runner.t_env, learner.checkpoint_parts(),
-                  {"runner": runner.state_dict(), "loop": loop_part(loop, logger), "rng": global_rng_state()},
-                  {"buffer": buffer}, last)
+        stop_at = float(args.stop_at_test_win_rate)
+        logger.console.info(f"training for {args.t_max} env steps"
+                            + (f" or until the test win rate reaches {stop_at}" if stop_at > 0 else ""))
+        with ckpt.guard(save, logger.console.warning) as guard:   # saves the last checkpoint on the way out
+            while runner.t_env <= args.t_max:
+                guard.poll(runner.t_env)
+                loop["episode"] = step(loop["episode"])
 
-    def test_now() -> Optional[float]:
-        """Test episodes plus the wall time so far (``elapsed_s``); returns the test win rate."""
-        step.sync_acting()
-        win = run_test_episodes(args, runner, logger)
-        logger.log_stat("elapsed_s", time.time() - start, runner.t_env)
-        logger.print_test(runner.t_env)
-        return win
+                if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
+                    loop["last_test_t"] = runner.t_env
+                    win_rate = test_now()
+                    if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
+                        logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
+                                            f"stopping at t_env {runner.t_env}")
+                        break
 
-    stop_at = float(args.stop_at_test_win_rate)
-    logger.console.info(f"training for {args.t_max} env steps"
-                        + (f" or until the test win rate reaches {stop_at}" if stop_at > 0 else ""))
-    with ckpt.guard(save, logger.console.warning) as guard:   # saves the last checkpoint on the way out
-        while runner.t_env <= args.t_max:
-            guard.poll(runner.t_env)
-            loop["episode"] = step(loop["episode"])
+                if runner.t_env - loop["last_log_t"] >= args.log_interval:
+                    logger.log_stat("episode", loop["episode"], runner.t_env)
+                    logger.print_progress(runner.t_env, args.t_max)
+                    loop["last_log_t"] = runner.t_env
 
-            if (runner.t_env - loop["last_test_t"]) / args.test_interval >= 1.0:
-                loop["last_test_t"] = runner.t_env
-                win_rate = test_now()
-                if stop_at > 0 and win_rate is not None and win_rate >= stop_at:
-                    logger.console.info(f"test win rate {win_rate:.3f} >= stop_at_test_win_rate={stop_at}: "
-                                        f"stopping at t_env {runner.t_env}")
-                    break
-
-            if runner.t_env - loop["last_log_t"] >= args.log_interval:
-                logger.log_stat("episode", loop["episode"], runner.t_env)
-                logger.print_progress(runner.t_env, args.t_max)
-                loop["last_log_t"] = runner.t_env
-
-            if ckpt.due(runner.t_env, loop["last_save_t"]):
-                loop["last_save_t"] = runner.t_env
-                save(last=False)
-        else:
-            logger.console.info(f"final test at t_env {runner.t_env}")
-            test_now()
-    logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
-    logger.console.info(f"finished training at t_env {runner.t_env} in {time_str(time.time() - start)}")
+                if ckpt.due(runner.t_env, loop["last_save_t"]):
+                    loop["last_save_t"] = runner.t_env
+                    save(last=False)
+            else:
+                logger.console.info(f"final test at t_env {runner.t_env}")
+                test_now()
+        logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
+        logger.console.info(f"finished training at t_env {runner.t_env} in {time_str(time.time() - start)}")
