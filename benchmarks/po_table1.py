@@ -148,7 +148,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     logger.log_stat = log_and_keep
     error: Optional[str] = None
     try:
-        run_po_rl(args, logger)
+        with stop.watch():
+            run_po_rl(args, logger)
     except KeyboardInterrupt:
         if not stop.sent:
             raise   # Ctrl-C / SIGTERM from outside: stop the grid

@@ -215,7 +215,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     set_seed(int(args.seed))
     complete = True
     try:
-        run_td3_mujoco(args, logger)
+        with logger.stop.watch():
+            run_td3_mujoco(args, logger)
     except KeyboardInterrupt:
         complete = False
     if stats_path:

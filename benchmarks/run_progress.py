@@ -9,11 +9,13 @@ to the checkpoint's step.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 Stats = Dict[str, List[List[float]]]
 
@@ -49,13 +51,16 @@ def stop_handled() -> bool:
 
 
 class StopAt:
-    """A deadline for the run in this process: ``check()`` (call it often, e.g. from the logger)
-    sends this process one SIGTERM at the first call after ``at`` (epoch seconds; None = never)
-    made while the run loop's ``StopRequest`` handles SIGTERM, so the loop saves a last checkpoint
-    at its next safe point and stops (``KeyboardInterrupt``)."""
+    """A deadline for the run in this process: once ``at`` (epoch seconds; None = never) has
+    passed, this process gets one SIGTERM, sent only while the run loop's ``StopRequest`` handles
+    SIGTERM, so the loop saves a last checkpoint at its next safe point and stops
+    (``KeyboardInterrupt``). ``check()`` looks at once (e.g. from the logger); inside ``watch()``
+    a background thread also looks every ``poll_s`` seconds, so the stop does not wait for the
+    next logged stat."""
 
-    def __init__(self, at: Optional[float]) -> None:
+    def __init__(self, at: Optional[float], poll_s: float = 5.0) -> None:
         self.at = at
+        self.poll_s = float(poll_s)
         self.sent = False
 
     def passed(self) -> bool:
@@ -63,6 +68,28 @@ class StopAt:
         return self.at is not None and time.time() > self.at
 
     def check(self) -> None:
+        self._fire_if_due()
+
+    def _fire_if_due(self) -> None:
         if not self.sent and self.passed() and stop_handled():
             self.sent = True
             os.kill(os.getpid(), signal.SIGTERM)
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator["StopAt"]:
+        """Look every ``poll_s`` seconds in a daemon thread while the block runs."""
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.wait(self.poll_s) and not self.sent:
+                self._fire_if_due()
+
+        thread = threading.Thread(target=poll, name="stop-at", daemon=True)
+        if self.at is not None:
+            thread.start()
+        try:
+            yield self
+        finally:
+            done.set()
+            if thread.is_alive():
+                thread.join()
