@@ -47,7 +47,7 @@ VARY_TOL = 1e-6   # a unit whose output spans less than this over all states cou
 def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[str, Any]:
     """Over ``episodes`` uniform-random episodes of ``env`` (reset with seeds 100, 101, ...):
     ``{"layers": [{"width", "active", "varying"} per ReLU of actor.head, in order],
-    "output_varies": bool}`` (see the module docstring)."""
+    "output_varies": bool, "states": states seen}`` (see the module docstring)."""
     relus = [m for m in actor.head if isinstance(m, nn.ReLU)]
     watched = relus + [actor.head[-1]]
     lo: List[Optional[torch.Tensor]] = [None] * len(watched)
@@ -62,6 +62,7 @@ def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[st
         return hook
 
     handles = [m.register_forward_hook(keep(i)) for i, m in enumerate(watched)]
+    n_states = 0
     try:
         for ep in range(int(episodes)):
             obs, _ = env.reset(seed=100 + ep)
@@ -71,6 +72,7 @@ def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[st
             prev_r = torch.zeros(1, 1)
             for _ in range(int(max_steps)):
                 _, state = actor.step(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), prev_a, prev_r, state)
+                n_states += 1
                 action = env.action_space.sample()
                 obs, rew, terminated, truncated, _ = env.step(action)
                 prev_a = torch.zeros(1, env.act_dim)
@@ -86,7 +88,7 @@ def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[st
             h.remove()
     layers = [{"width": int(h.numel()), "active": int((h > 0).sum()), "varying": int((h - low > VARY_TOL).sum())}
               for low, h in zip(lo[:-1], hi[:-1])]
-    return {"layers": layers, "output_varies": bool((hi[-1] - lo[-1] > VARY_TOL).any())}
+    return {"layers": layers, "output_varies": bool((hi[-1] - lo[-1] > VARY_TOL).any()), "states": n_states}
 
 
 def inspect_model(model_dir: str, episodes: int, max_steps: int) -> List[Dict[str, Any]]:
@@ -114,14 +116,14 @@ def markdown(runs: Sequence[Dict[str, Any]], episodes: int, max_steps: int) -> s
     lines = [f"Hidden units of the actor's head over the states of {episodes} random-action episodes (at most "
              f"{max_steps} steps each), per stored checkpoint: active = ReLU output > 0 on some state, varying = "
              f"output not the same on all states; output varies = the actor's output depends on the state.", "",
-             "| run | env | core | seed | checkpoint step | head layer 1 active / varying / width | "
+             "| run | env | core | seed | checkpoint step | states | head layer 1 active / varying / width | "
              "head layer 2 active / varying / width | output varies |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         for s in r["steps"]:
             cells = [f"{layer['active']} / {layer['varying']} / {layer['width']}" for layer in s["layers"]]
             cells += ["-"] * (2 - len(cells))
-            lines.append(f"| {r['model']} | {r['env']} | {r['core']} | {r['seed']} | {s['t_env']} | "
+            lines.append(f"| {r['model']} | {r['env']} | {r['core']} | {r['seed']} | {s['t_env']} | {s['states']} | "
                          + " | ".join(cells[:2]) + f" | {'yes' if s['output_varies'] else 'no'} |")
     return "\n".join(lines) + "\n"
 

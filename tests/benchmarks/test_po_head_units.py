@@ -30,6 +30,7 @@ def test_a_layer_killed_by_hand_counts_zero_active_units_and_a_fresh_one_does_no
     _, env, actor = _actor()
     fresh = po_head_units.active_units(actor, env, episodes=3, max_steps=20)
     assert [layer["width"] for layer in fresh["layers"]] == [12, 10] and fresh["output_varies"]
+    assert 3 <= fresh["states"] <= 60   # 3 episodes of at most 20 steps
     assert all(layer["active"] > 0 and layer["varying"] > 0 for layer in fresh["layers"])  # bias 0.1 at init
     with torch.no_grad():
         actor.head[2].weight.zero_()
@@ -57,5 +58,6 @@ def test_main_reports_every_complete_step_of_every_run(tmp_path):
     late = run["steps"][1]
     assert [(layer["active"], layer["varying"]) for layer in late["layers"]] == [(0, 0), (10, 0)]
     assert not late["output_varies"]
-    assert ("| po_table1_sacd_CartPole-P_lif_seed3_t11000_shortcut | CartPole-P | lif | 3 | 11000 | 0 / 0 / 12 | "
+    assert (f"| po_table1_sacd_CartPole-P_lif_seed3_t11000_shortcut | CartPole-P | lif | 3 | 11000 | {late['states']} | "
+            "0 / 0 / 12 | "
             "10 / 0 / 10 | no |") in open(tmp_path / "units.md").read()
