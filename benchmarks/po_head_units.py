@@ -61,6 +61,8 @@ def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[st
             hi[i] = high if hi[i] is None else torch.maximum(hi[i], high)
         return hook
 
+    from run.po_rl import prev_action_input
+
     handles = [m.register_forward_hook(keep(i)) for i, m in enumerate(watched)]
     n_states = 0
     try:
@@ -75,11 +77,7 @@ def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[st
                 n_states += 1
                 action = env.action_space.sample()
                 obs, rew, terminated, truncated, _ = env.step(action)
-                prev_a = torch.zeros(1, env.act_dim)
-                if env.discrete:
-                    prev_a[0, int(action)] = 1.0
-                else:
-                    prev_a[0] = torch.as_tensor(action, dtype=torch.float32)
+                prev_a = prev_action_input(action, env.act_dim, env.discrete)
                 prev_r = torch.full((1, 1), float(rew))
                 if terminated or truncated:
                     break
@@ -94,7 +92,7 @@ def active_units(actor: Any, env: Any, episodes: int, max_steps: int) -> Dict[st
 def inspect_model(model_dir: str, episodes: int, max_steps: int) -> List[Dict[str, Any]]:
     """``active_units`` of the actor at every complete checkpoint step of one run's model folder."""
     from run.po_rl import build, make_env
-    from utils.checkpoint import incomplete_reason, load_part
+    from utils.checkpoint import incomplete_reason, load_checkpoint, saved_config
 
     out = []
     steps = sorted(int(d) for d in os.listdir(model_dir) if d.isdigit())
@@ -102,11 +100,10 @@ def inspect_model(model_dir: str, episodes: int, max_steps: int) -> List[Dict[st
         step_dir = os.path.join(model_dir, str(step))
         if incomplete_reason(step_dir) is not None:
             continue
-        with open(os.path.join(step_dir, "config.json")) as f:
-            args = SimpleNamespace(**json.load(f))
+        args = SimpleNamespace(**saved_config(step_dir))
         env = make_env(args, int(args.seed))
         actor, _, _ = build(args, env, torch.device("cpu"))
-        actor.load_state_dict(load_part(os.path.join(step_dir, "actor.pt")))
+        load_checkpoint(step_dir, {"actor": actor}, required=("actor",))
         out.append({"t_env": step, **active_units(actor, env, episodes, max_steps)})
         env.close()
     return out

@@ -69,6 +69,16 @@ def check_args(args: Any) -> None:
     check_keys(args, CHECKED_KEYS)
 
 
+def prev_action_input(action: Any, act_dim: int, discrete: bool, device: Any = "cpu") -> torch.Tensor:
+    """The actor's previous-action input ``[1, act_dim]`` for an env action (one-hot for discrete actions)."""
+    vec = torch.zeros(1, act_dim, device=device)
+    if discrete:
+        vec[0, int(action)] = 1.0
+    else:
+        vec[0] = torch.as_tensor(np.asarray(action, dtype=np.float32), device=device)
+    return vec
+
+
 class EpisodeRunner:
     """Plays whole episodes with the actor, threading its core state one step per env step."""
 
@@ -76,15 +86,6 @@ class EpisodeRunner:
         self.env, self.actor, self.learner, self.device = env, actor, learner, device
         self.discrete = env.discrete
         self.act_dim = env.act_dim
-
-    def _prev_action(self, action: Any) -> torch.Tensor:
-        """The previous-action input ``[1, act_dim]`` (one-hot for discrete actions)."""
-        vec = torch.zeros(1, self.act_dim, device=self.device)
-        if self.discrete:
-            vec[0, int(action)] = 1.0
-        else:
-            vec[0] = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device)
-        return vec
 
     @torch.no_grad()
     def run(self, mode: str) -> Dict[str, np.ndarray]:
@@ -111,7 +112,7 @@ class EpisodeRunner:
             act_l.append(action)
             rew_l.append(rew)
             term_l.append(float(terminated))
-            prev_a = self._prev_action(action)
+            prev_a = prev_action_input(action, self.act_dim, self.discrete, self.device)
             prev_r = torch.full((1, 1), float(rew), device=self.device)
             if terminated or truncated:
                 break

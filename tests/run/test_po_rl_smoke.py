@@ -109,3 +109,9 @@ def test_a_bad_window_length_names_the_key_and_its_declared_range(tmp_path, seq_
     with pytest.raises(ValueError, match=rf"sampled_seq_len={seq_len} .* allowed sampled_seq_len = -1 or "
                                          r"sampled_seq_len >= 1 \(declared in config/default.yaml\)"):
         run_po_rl(po_args(tmp_path, sampled_seq_len=seq_len), Logger())
+
+
+def test_prev_action_input_is_one_hot_for_discrete_and_the_action_for_continuous():
+    from run.po_rl import prev_action_input
+    assert prev_action_input(2, 3, discrete=True).tolist() == [[0.0, 0.0, 1.0]]
+    assert prev_action_input([0.5, -0.25], 2, discrete=False).tolist() == [[0.5, -0.25]]
