@@ -16,9 +16,10 @@ Subcommands (each writes ``benchmarks/results/<tag>.json`` and ``.md``):
         and 90 %, training wall time, beside the paper's QMIX-GRU / QMIX-GRSN; one learning-curve
         PNG per map (src/results.py plotting, runs joined across parts); the Table 4 energy command
         with the trained checkpoints.
-    python benchmarks/grsn_tables.py table3 --inputs benchmarks/results/grid_t3_8m.json
-        Table 3 layout (ablation.py's rows) from a marl_learning record with variants tap / notap.
-    python benchmarks/grsn_tables.py firing --inputs benchmarks/results/grid_thr_8m.json
+    python benchmarks/grsn_tables.py table3 --inputs benchmarks/results/grid_t3_3m.json benchmarks/results/grid_t2_3m.json
+        Table 3 layout (ablation.py's rows) from runs with the variant notap (tap=False) and, as
+        the TAP rows, either the variant tap or the Table 2 record's plain lif / grsn runs.
+    python benchmarks/grsn_tables.py firing --inputs benchmarks/results/grid_t2_3m.json benchmarks/results/grid_thr_3m.json
         firing rate (spike_rate_mean at each test) over training for each grsn variant.
     python benchmarks/grsn_tables.py resume-check
         the grid's resume end to end (~5 min): a straight 3m run vs the same command stopped by
@@ -136,7 +137,8 @@ def collect_runs(records: Sequence[Dict[str, Any]]) -> Dict[Tuple[str, str], Dic
             m, label = key.split("/", 1)
             meta = {r["seed"]: r for r in g.get("runs", [])}
             for c in g.get("curves", []):
-                run = dict(c, **meta.get(c["seed"], {}), source=rec["_path"])
+                run = dict(c, **meta.get(c["seed"], {}), source=rec["_path"],
+                           with_args=list(rec.get("config", {}).get("with_args") or []))
                 cell = out.setdefault((m, label), {})
                 old = cell.get(c["seed"])
                 if old is None or run["T"][-1] >= old["T"][-1]:
@@ -263,27 +265,53 @@ def cmd_table2(a: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- Table 3 and firing rates
+def overrides_tap(with_args: Sequence[str]) -> bool:
+    """True when a record's ``with`` overrides set ``tap`` or ``snn_T`` (its plain runs are then no TAP row)."""
+    return any(w.split("=", 1)[0] in ("tap", "snn_T") for w in with_args)
+
+
+def table3_runs(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], m: str) -> List[Dict[str, Any]]:
+    """The ablation rows' runs on map ``m``: labels ``<agent>/tap`` and ``<agent>/notap``, and, for an
+    agent without a ``tap`` variant, its plain ``lif`` / ``grsn`` runs of a Table 2 record (the
+    default ``tap=True``), so the TAP rows need not be trained twice. Every run must have the same
+    ``t_max``: the table compares settings at one budget."""
+    picked: Dict[Tuple[str, bool], Dict[int, Dict[str, Any]]] = {}
+    for (mm, label), cell in runs.items():
+        agent, _, var = label.partition("/")
+        if mm == m and var in ("tap", "notap"):
+            picked[(agent, var == "tap")] = cell
+    for (mm, label), cell in runs.items():
+        plain = {s: r for s, r in cell.items() if not overrides_tap(r.get("with_args", []))}
+        if mm == m and label in ("lif", "grsn") and (label, True) not in picked and plain:
+            picked[(label, True)] = plain
+    budgets = {(agent, tap, r.get("t_max")) for (agent, tap), cell in picked.items() for r in cell.values()}
+    if len({b[2] for b in budgets}) > 1:
+        raise ValueError(f"Table 3 on {m} mixes budgets (agent, tap, t_max): {sorted(budgets, key=str)}; "
+                         f"give records of one t_max")
+    return [{"agent": agent, "tap": tap, "seed": r["seed"],
+             "test_return": r["test_return_mean"][-1], "test_won": r["test_battle_won_mean"][-1],
+             "test_ep_length": (r.get("test_ep_length_mean") or [None])[-1], "t_max": r.get("t_max"),
+             "status": r.get("status"), "train_wall_s": r.get("wall_time_s"), "process_wall_s": r.get("wall_time_s")}
+            for (agent, tap), cell in sorted(picked.items()) for r in cell.values()]
+
+
 def cmd_table3(a: argparse.Namespace) -> int:
-    """marl_learning runs labelled ``<agent>/tap`` and ``<agent>/notap`` -> ablation.py's rows."""
+    """marl_learning runs labelled ``<agent>/tap`` and ``<agent>/notap`` (or plain Table 2 runs as the
+    TAP rows, see ``table3_runs``) -> ablation.py's rows."""
     import ablation
 
     runs = collect_runs(load_records(a.inputs))
     m = a.map or sorted({mm for mm, _ in runs})[0]
-    abl = []
-    for (mm, label), cell in runs.items():
-        agent, _, var = label.partition("/")
-        if mm != m or var not in ("tap", "notap"):
-            continue
-        for r in cell.values():
-            abl.append({"agent": agent, "tap": var == "tap", "seed": r["seed"],
-                        "test_return": r["test_return_mean"][-1], "test_won": r["test_battle_won_mean"][-1],
-                        "test_ep_length": (r.get("test_ep_length_mean") or [None])[-1],
-                        "train_wall_s": r.get("wall_time_s"), "process_wall_s": r.get("wall_time_s")})
-    if not abl:
-        raise ValueError(f"no runs labelled <agent>/tap or <agent>/notap on {m} in {a.inputs}: run marl_learning.py "
-                         f"--agents lif,grsn --variant tap tap=True --variant notap tap=False")
+    abl = table3_runs(runs, m)
+    if not any(not r["tap"] for r in abl):
+        raise ValueError(f"no runs labelled <agent>/notap on {m} in {a.inputs}: run marl_learning.py "
+                         f"--agents lif,grsn --variant notap tap=False (TAP rows: --variant tap tap=True, or "
+                         f"give the Table 2 record of {m} too)")
     rows = ablation.aggregate(abl, a.snn_T, None, marl=True)
-    lines = [f"Ablation on SMAX {m} (seeds: {sorted({r['seed'] for r in abl})}); paper: SMAC 8m, 10M steps, 5 seeds.",
+    unfinished = sum(r["status"] != "COMPLETED" for r in abl)
+    lines = [f"Ablation on SMAX {m}, {abl[0]['t_max'] or '?'} env steps per run (seeds: {sorted({r['seed'] for r in abl})}"
+             f"{f'; {unfinished} runs unfinished, provisional' if unfinished else ''}); paper: SMAC 8m, 10M steps, "
+             f"5 seeds.",
              "", "| measure | " + " | ".join(r["setting"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
     for name, key, fmt in (("mean test reward", "mean_reward", ".2f"), ("std over seeds", "std_reward", ".2f"),
                            ("test win rate (%)", "win_rate_pct", ".1f"),
@@ -441,9 +469,15 @@ def part_commands(budgets: Dict[str, int], seeds: str, deadline_s: int, sizes: s
               "cmd": f"{base} --agents rnn,grsn,lif --maps {m} --t-max {t} --tag grid_t2_{m} {with_}"}
              for m, t in budgets.items()]
     t = budgets.get(ablation_map, 1000000)
-    parts.append({"name": f"table3_{ablation_map}", "map": ablation_map, "agents": ["lif"] * 2 + ["grsn"] * 2,
-                  "t_max": t, "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag "
-                                     f"grid_t3_{ablation_map} --variant tap tap=True --variant notap tap=False {with_}"})
+    if ablation_map in budgets:  # the TAP rows are table2_<map>'s lif and grsn runs (same budget, tap=True)
+        parts.append({"name": f"table3_{ablation_map}", "map": ablation_map, "agents": ["lif", "grsn"], "t_max": t,
+                      "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag "
+                             f"grid_t3_{ablation_map} --variant notap tap=False {with_}"})
+    else:
+        parts.append({"name": f"table3_{ablation_map}", "map": ablation_map, "agents": ["lif"] * 2 + ["grsn"] * 2,
+                      "t_max": t, "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag "
+                                         f"grid_t3_{ablation_map} --variant tap tap=True --variant notap tap=False "
+                                         f"{with_}"})
     t = budgets.get(thr_map, 1000000)
     parts.append({"name": f"threshold_{thr_map}", "map": thr_map, "agents": ["grsn"], "t_max": t,
                   "cmd": f"{base} --agents grsn --maps {thr_map} --t-max {t} --tag grid_thr_{thr_map} "
@@ -491,8 +525,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plan.add_argument("--seeds", default="1,2,3")
     plan.add_argument("--deadline-s", type=int, default=9000, help="seconds per session part (stop and save after)")
     plan.add_argument("--buffer-sizes", default="MMM2=2400", help="as marl_learning.py --buffer-sizes")
-    plan.add_argument("--ablation-map", default="8m")
-    plan.add_argument("--threshold-map", default="8m")
+    plan.add_argument("--ablation-map", default="3m",
+                      help="map of Table 3; a map with a Table 2 budget reuses its lif/grsn runs as the TAP rows")
+    plan.add_argument("--threshold-map", default="3m")
     plan.add_argument("--rates", nargs="*", default=[],
                       help="marl_learning records (globs) or sacred folders whose runs give s per 10k env steps")
     plan.add_argument("--tag", default="grid_plan")

@@ -115,6 +115,56 @@ def test_table3_rows_from_tap_and_notap_variants(tmp_path):
         (out / "t3.md").read_text()
 
 
+def budget(pair, t_max):
+    pair[1]["t_max"] = t_max
+    return pair
+
+
+def test_table3_takes_the_tap_rows_from_the_table2_record(tmp_path):
+    t2 = tmp_path / "t2.json"
+    t2.write_text(json.dumps({"config": {"with_args": ["with", "torch_threads=1"]}, "groups": {
+        "3m/rnn": group(budget(curve(1, [0, .5, 1.], 20.0, 3600.0), 300)),
+        "3m/lif": group(budget(curve(1, [0, .2, .5], 20.0, 3600.0), 300), budget(curve(2, [0, .2, .7], 30.0, 7200.0), 300)),
+        "3m/grsn": group(budget(curve(1, [0, .5, .9], 25.0, 3600.0), 300))}}))
+    t3 = tmp_path / "t3.json"
+    t3.write_text(json.dumps({"config": {"with_args": ["with", "torch_threads=1"]}, "groups": {
+        "3m/lif/notap": group(budget(curve(1, [0, .1, .4], 25.0, 7200.0), 300)),
+        "3m/grsn/notap": group(budget(curve(1, [0, .3, .8], 25.0, 10800.0), 300))}}))
+    out = tmp_path / "out"
+    assert grsn_tables.main(["table3", "--inputs", str(t3), str(t2), "--out", str(out), "--tag", "t3"]) == 0
+    res = json.loads((out / "t3.json").read_text())
+    rows = {r["setting"]: r for r in res["rows"]}
+    assert rows["w/ TAP LIF"]["seeds"] == 2 and rows["w/ TAP LIF"]["mean_reward"] == pytest.approx(12.0)
+    assert rows["w/ TAP GRSN"]["win_rate_pct"] == pytest.approx(90.0)
+    assert rows["w/o TAP LIF"]["win_rate_pct"] == pytest.approx(40.0)
+    assert rows["w/o TAP GRSN"]["time_steps_per_episode"] == pytest.approx(4 * 25.0)  # (20+30+25+25+25)/5 x 4
+    assert {r["agent"] for r in res["runs"]} == {"lif", "grsn"}  # the rnn runs are not ablation rows
+    assert "SMAX 3m, 300 env steps per run" in (out / "t3.md").read_text()
+
+    # a record whose overrides change tap or snn_T gives no TAP row; a different budget is refused
+    t2.write_text(json.dumps({"config": {"with_args": ["with", "tap=False"]}, "groups": {
+        "3m/lif": group(budget(curve(1, [0, .2, .5], 20.0, 3600.0), 300))}}))
+    assert grsn_tables.main(["table3", "--inputs", str(t3), str(t2), "--out", str(out), "--tag", "t3"]) == 0
+    assert {(r["agent"], r["tap"]) for r in json.loads((out / "t3.json").read_text())["runs"]} == \
+        {("lif", False), ("grsn", False)}
+    t2.write_text(json.dumps({"config": {"with_args": []}, "groups": {
+        "3m/lif": group(budget(curve(1, [0, .2, .5], 20.0, 3600.0), 600))}}))
+    with pytest.raises(ValueError, match="mixes budgets"):
+        grsn_tables.table3_runs(grsn_tables.collect_runs(grsn_tables.load_records([str(t3), str(t2)])), "3m")
+    assert grsn_tables.main(["table3", "--inputs", str(t2), "--out", str(out), "--tag", "t3"]) == 2  # no notap runs
+
+
+def test_plan_trains_only_the_notap_rows_on_a_table2_map():
+    parts = {p["name"]: p for p in grsn_tables.part_commands({"3m": 2000000, "8m": 1000000}, "1,2,3", 9000, "",
+                                                             "3m", "3m")}
+    assert "--variant notap tap=False" in parts["table3_3m"]["cmd"] and "tap=True" not in parts["table3_3m"]["cmd"]
+    assert parts["table3_3m"]["agents"] == ["lif", "grsn"] and parts["table3_3m"]["t_max"] == 2000000
+    assert "--variant thr0.1 snn_threshold=0.1" in parts["threshold_3m"]["cmd"]
+    other = {p["name"]: p for p in grsn_tables.part_commands({"3m": 2000000}, "1", 9000, "", "8m", "8m")}
+    assert "--variant tap tap=True --variant notap tap=False" in other["table3_8m"]["cmd"]
+    assert other["table3_8m"]["t_max"] == 1000000
+
+
 def test_firing_rates_over_training_and_plots_of_the_joined_runs(tmp_path):
     # one sacred run per seed: the plot reloads these segments through src/results.py
     segs = []
