@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from marl_learning import ROOT, steps_to_reach  # noqa: E402  (also puts src/ on sys.path)
-from report import write_report  # noqa: E402
+from report import compare_means, write_report  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 GIB = 1024 ** 3
@@ -179,11 +179,10 @@ def verdict(cells: Dict[str, Dict[str, Any]]) -> str:
         return "incomplete (an agent has no runs)"
     if g["unfinished"] or r["unfinished"]:
         return f"provisional ({g['unfinished'] + r['unfinished']} runs unfinished)"
-    diff = g["final_win_mean"] - r["final_win_mean"]
-    tol = max(g["final_win_std"], r["final_win_std"])
-    if abs(diff) <= tol:
+    how, diff, tol = compare_means(g["final_win_mean"], g["final_win_std"], r["final_win_mean"], r["final_win_std"])
+    if how == "level":
         return f"GRSN level with GRU ({diff:+.1f} points, within one std {tol:.1f})"
-    return f"GRSN {'above' if diff > 0 else 'below'} GRU ({diff:+.1f} points, std {tol:.1f})"
+    return f"GRSN {how} GRU ({diff:+.1f} points, std {tol:.1f})"
 
 
 def _f(v: Optional[float], fmt: str) -> str:

@@ -46,6 +46,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import compare_means  # noqa: E402
 from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 
 ENVS = ["CartPole-V", "CartPole-P", "Pendulum-V", "Pendulum-P"]
@@ -324,6 +325,41 @@ def collected_markdown(runs: List[Dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verdicts(runs: List[Dict[str, Any]], seeds_planned: int = 5) -> Dict[str, Dict[str, Any]]:
+    """Per env, the plain rows' (shortcut networks) GRSN against GRU, LIF and MLP on the final test
+    return, by ``report.compare_means`` (above / below only when the means are further apart than
+    the larger std over seeds); provisional while a core has fewer than ``seeds_planned`` seeds."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for e in ENVS:
+        finals = {c: [r["final_return"] for r in runs if r["env"] == e and cell_core(r) == c
+                      and r["final_return"] is not None] for c in CORES}
+        g = finals["grsn"]
+        if not g:
+            continue
+        vs = {}
+        for other in ("gru", "lif", "mlp"):
+            o = finals[other]
+            if o:
+                how, diff, tol = compare_means(float(np.mean(g)), float(np.std(g)), float(np.mean(o)), float(np.std(o)))
+                vs[other] = {"verdict": how, "diff": diff, "tol": tol}
+        out[e] = {"n": {c: len(v) for c, v in finals.items()},
+                  "provisional": any(len(v) < seeds_planned for v in finals.values()), "grsn_vs": vs}
+    return out
+
+
+def verdict_lines(found: Dict[str, Dict[str, Any]], seeds_planned: int = 5) -> List[str]:
+    """One markdown line per env: our GRSN against each core, then the paper's values."""
+    lines = []
+    for e, v in found.items():
+        n = ", ".join(f"{c} {v['n'][c]}" for c in CORES)
+        head = f"- {e} ({'provisional, ' if v['provisional'] else ''}seeds: {n} of {seeds_planned}): "
+        parts = [f"{'level with' if how['verdict'] == 'level' else how['verdict']} {c.upper()} "
+                 f"({how['diff']:+.1f}, std {how['tol']:.1f})" for c, how in v["grsn_vs"].items()]
+        paper = ", ".join(f"{c.upper()} {PAPER[c][e]:.1f}" for c in ("grsn", "gru", "lif", "mlp"))
+        lines.append(head + ("GRSN " + "; ".join(parts) if parts else "no other core yet") + f". Paper: {paper}.")
+    return lines
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--envs", default=",".join(ENVS), help=f"comma list of {ENVS} (or -F keys)")
@@ -360,9 +396,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out_dir = a.out_dir
     if a.collect:
         runs = collect(out_dir)
-        table = collected_markdown(runs)
+        os.makedirs(out_dir, exist_ok=True)
+        found = verdicts(runs)
+        table = collected_markdown(runs) + "\n".join(
+            ["", "Verdict per task for the shortcut rows (final test return; GRSN above / below another core only "
+                 "when the means are further apart than the larger std over seeds, else level):", ""]
+            + verdict_lines(found)) + "\n"
         with open(os.path.join(out_dir, "po_table1_all.json"), "w") as f:
-            json.dump({"paper": PAPER, "runs": runs}, f, indent=1)
+            json.dump({"paper": PAPER, "runs": runs, "verdicts": found}, f, indent=1)
         with open(os.path.join(out_dir, "po_table1_all.md"), "w") as f:
             f.write(f"# po_table1_all: GRSN paper Table 1 (PO control), all stored runs\n\n{table}")
         print(table)

@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import compare_means  # noqa: E402
 from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 CONFIGS = ("td3", "td3_snn", "td3_proxy")
 LABELS = {"td3": "ANN TD3", "td3_snn": "vanilla SNN", "td3_proxy": "proxy-target SNN"}
@@ -306,13 +307,15 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
                  f"{LABELS[c]} max | {LABELS[c]} last 5 | paper" for c in CONFIGS)
              + " | train steps/s (ann/snn/proxy) |",
              "|" + "---|" * (8 + 3 * len(CONFIGS))]
+    verdicts = []
     for (setup, env, neuron, device, t_max, start), rs in sorted(groups.items()):
         common = min(r["t_reached"] for r in rs)
-        cells, speeds = [], []
+        cells, speeds, maxima = [], [], {}
         seeds = sorted({r["seed"] for r in rs})
         for c in CONFIGS:
             curves = [[(t, v) for t, v in r["test_curve"] if t <= common] for r in rs if r["config"] == c]
             best = [max(v for _, v in cv) for cv in curves if cv]
+            maxima[c] = best
             last5 = [float(np.mean([v for _, v in cv[-5:]])) for cv in curves if cv]
             sp = [r["train_steps_per_sec"] for r in rs if r["config"] == c and r["train_steps_per_sec"]]
             speeds.append(f"{np.mean(sp):.0f}" if sp else "-")
@@ -320,12 +323,30 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
             cells += [_cell(best), _cell(last5), str(paper) if c == "td3" or neuron == "lif" else "-"]
         lines.append(f"| {setup.split(':')[0]} | {env} | {neuron} | {device} | {start} | {common} | "
                      f"{','.join(map(str, seeds))} | " + " | ".join(cells) + f" | {'/'.join(speeds)} |")
+        verdicts.append(f"- {setup.split(':')[0]}, {env}, {common} steps: " + verdict_text(maxima))
+    lines += ["", "Verdict per row on the max (a config above / below another only when the means are further "
+              "apart than the larger std over seeds, else level; one seed gives std 0, so any gap counts):", ""]
+    lines += verdicts
     lines += ["", f"Setups: `{SETUP}`; `{OLD_SETUP}`: the code before issue 22 (one proxy batch reused for "
               "the K steps, encoder std 0.15, evaluations from changing start states).",
               "`steps`: evaluations up to this env step count (runs cut by --time-limit stop early). "
               "Speeds are env steps/s while training, one process per run on one torch thread, and depend "
               "on the machine's load. Per-run curves, budgets and test settings: proxy_target.json."]
     return "\n".join(lines) + "\n"
+
+
+def verdict_text(maxima: Dict[str, List[float]]) -> str:
+    """The paper's claims at one row: proxy-target SNN vs vanilla SNN, and each SNN vs ANN TD3, by
+    ``report.compare_means`` on the per-seed max average returns ``{config: [max per seed]}``."""
+    import numpy as np
+
+    out = []
+    for a, b in (("td3_proxy", "td3_snn"), ("td3_proxy", "td3"), ("td3_snn", "td3")):
+        if maxima.get(a) and maxima.get(b):
+            how, diff, tol = compare_means(float(np.mean(maxima[a])), float(np.std(maxima[a])),
+                                           float(np.mean(maxima[b])), float(np.std(maxima[b])))
+            out.append(f"{LABELS[a]} {'level with' if how == 'level' else how} {LABELS[b]} ({diff:+.0f}, std {tol:.0f})")
+    return "; ".join(out) if out else "not enough configs yet"
 
 
 def _mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> tuple:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Tuple
 
 
 def write_report(out_dir: str, name: str, data: Any, markdown: str) -> None:
@@ -14,3 +14,12 @@ def write_report(out_dir: str, name: str, data: Any, markdown: str) -> None:
     with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
         f.write(markdown if markdown.endswith("\n") else markdown + "\n")
     print(markdown)
+
+
+def compare_means(a_mean: float, a_std: float, b_mean: float, b_std: float) -> Tuple[str, float, float]:
+    """How a cell compares with another over seeds: ``("above" | "level" | "below", a_mean - b_mean,
+    tolerance)``; above or below only when the means are further apart than the larger of the two
+    stds over seeds (the tolerance), else level. Higher is better."""
+    diff = a_mean - b_mean
+    tol = max(a_std, b_std)
+    return ("level" if abs(diff) <= tol else "above" if diff > 0 else "below"), diff, tol

@@ -252,3 +252,26 @@ def test_a_deadline_stops_the_grid_with_a_checkpoint_and_resume_finishes_it_exac
     assert resumed["complete"] and resumed["runs"][0]["resumed_from"]
     for key in ("test_T", "test_return_mean", "final_return", "best_return"):
         assert resumed["runs"][0][key] == straight[key], key
+
+
+def test_verdicts_compare_grsn_with_each_core_against_the_spread(tmp_path):
+    runs = [_run("CartPole-P", "grsn", 1, 11000, 190.0), _run("CartPole-P", "grsn", 2, 11000, 170.0),  # 180 +- 10
+            _run("CartPole-P", "gru", 1, 11000, 200.0), _run("CartPole-P", "gru", 2, 11000, 160.0),    # 180 +- 20
+            _run("CartPole-P", "lif", 1, 11000, 140.0), _run("CartPole-P", "lif", 2, 11000, 150.0),    # 145 +- 5
+            _run("CartPole-P", "mlp", 1, 11000, 200.0), _run("CartPole-P", "mlp", 2, 11000, 196.0),    # 198 +- 2
+            _run("CartPole-P", "gru", 3, 11000, 10.0, shortcut=None)]  # a no-shortcut run is no part of it
+    json.dump({"runs": runs}, open(tmp_path / "po_table1_v.json", "w"))
+    found = po_table1.verdicts(po_table1.collect(str(tmp_path)), seeds_planned=2)
+    v = found["CartPole-P"]
+    assert not v["provisional"] and v["n"] == {"mlp": 2, "gru": 2, "lif": 2, "grsn": 2}
+    assert v["grsn_vs"]["gru"] == {"verdict": "level", "diff": 0.0, "tol": 20.0}
+    assert v["grsn_vs"]["lif"] == {"verdict": "above", "diff": 35.0, "tol": 10.0}
+    assert v["grsn_vs"]["mlp"] == {"verdict": "below", "diff": -18.0, "tol": 10.0}
+    assert list(found) == ["CartPole-P"]  # tasks without a GRSN run get no verdict
+    line = po_table1.verdict_lines(found, seeds_planned=2)[0]
+    assert line.startswith("- CartPole-P (seeds: mlp 2, gru 2, lif 2, grsn 2 of 2): GRSN level with GRU (+0.0, "
+                           "std 20.0); above LIF (+35.0, std 10.0); below MLP (-18.0, std 10.0). Paper: GRSN 199.9")
+    assert po_table1.verdicts(po_table1.collect(str(tmp_path)))["CartPole-P"]["provisional"]  # 2 of 5 seeds
+    assert po_table1.main(["--collect", "--out-dir", str(tmp_path)]) == 0
+    assert "GRSN level with GRU" in open(tmp_path / "po_table1_all.md").read()
+    assert json.load(open(tmp_path / "po_table1_all.json"))["verdicts"]["CartPole-P"]["grsn_vs"]["lif"]["diff"] == 35.0

@@ -33,6 +33,17 @@ def test_table_has_max_and_last5_per_config_and_setup_rows():
     assert any(line.startswith("| pre-#22") for line in md.splitlines())
 
 
+def test_verdicts_compare_the_configs_max_against_the_spread():
+    # maxima: proxy 7 and 3 (5 +- 2), vanilla 7 and 7 (7 +- 0), ANN 3 and 1 (2 +- 1)
+    assert pt.verdict_text({"td3_proxy": [7.0, 3.0], "td3_snn": [7.0, 7.0], "td3": [3.0, 1.0]}) == (
+        "proxy-target SNN level with vanilla SNN (-2, std 2); proxy-target SNN above ANN TD3 (+3, std 2); "
+        "vanilla SNN above ANN TD3 (+5, std 1)")
+    assert pt.verdict_text({"td3_proxy": [7.0]}) == "not enough configs yet"
+    runs = [record("td3_proxy", 1, CURVE_1), record("td3_snn", 1, CURVE_2)]
+    md = pt.markdown_table(runs)
+    assert "- authors (#22), Walker2d-v4, 30 steps: proxy-target SNN above vanilla SNN (+4, std 0)" in md
+
+
 def test_resume_skips_only_complete_runs_of_this_setup():
     jobs = [dict(config=c, env="Walker2d-v4", neuron="lif", seed=1, t_max=30, start_steps=10)
             for c in ("td3", "td3_snn", "td3_proxy")]
