@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from marl_learning import ROOT, steps_to_reach  # noqa: E402  (also puts src/ on sys.path)
-from report import compare_means, write_report  # noqa: E402
+from report import compare_means, relation, write_report  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 GIB = 1024 ** 3
@@ -180,9 +180,7 @@ def verdict(cells: Dict[str, Dict[str, Any]]) -> str:
     if g["unfinished"] or r["unfinished"]:
         return f"provisional ({g['unfinished'] + r['unfinished']} runs unfinished)"
     how, diff, tol = compare_means(g["final_win_mean"], g["final_win_std"], r["final_win_mean"], r["final_win_std"])
-    if how == "level":
-        return f"GRSN level with GRU ({diff:+.1f} points, within one std {tol:.1f})"
-    return f"GRSN {how} GRU ({diff:+.1f} points, std {tol:.1f})"
+    return f"GRSN {relation(how)} GRU ({diff:+.1f} points, {'within one ' if how == 'level' else ''}std {tol:.1f})"
 
 
 def _f(v: Optional[float], fmt: str) -> str:
@@ -468,15 +466,12 @@ def part_commands(budgets: Dict[str, int], seeds: str, deadline_s: int, sizes: s
               "cmd": f"{base} --agents rnn,grsn,lif --maps {m} --t-max {t} --tag grid_t2_{m} {with_}"}
              for m, t in budgets.items()]
     t = budgets.get(ablation_map, 1000000)
-    if ablation_map in budgets:  # the TAP rows are table2_<map>'s lif and grsn runs (same budget, tap=True)
-        parts.append({"name": f"table3_{ablation_map}", "map": ablation_map, "agents": ["lif", "grsn"], "t_max": t,
-                      "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag "
-                             f"grid_t3_{ablation_map} --variant notap tap=False {with_}"})
-    else:
-        parts.append({"name": f"table3_{ablation_map}", "map": ablation_map, "agents": ["lif"] * 2 + ["grsn"] * 2,
-                      "t_max": t, "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag "
-                                         f"grid_t3_{ablation_map} --variant tap tap=True --variant notap tap=False "
-                                         f"{with_}"})
+    # on a Table 2 map the TAP rows are table2_<map>'s lif and grsn runs (same budget, tap=True)
+    variants = ["notap tap=False"] if ablation_map in budgets else ["tap tap=True", "notap tap=False"]
+    parts.append({"name": f"table3_{ablation_map}", "map": ablation_map,
+                  "agents": [ag for ag in ("lif", "grsn") for _ in variants], "t_max": t,
+                  "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag grid_t3_{ablation_map} "
+                         + " ".join(f"--variant {v}" for v in variants) + f" {with_}"})
     t = budgets.get(thr_map, 1000000)
     parts.append({"name": f"threshold_{thr_map}", "map": thr_map, "agents": ["grsn"], "t_max": t,
                   "cmd": f"{base} --agents grsn --maps {thr_map} --t-max {t} --tag grid_thr_{thr_map} "

@@ -46,7 +46,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import compare_means  # noqa: E402
+from report import compare_seeds, relation  # noqa: E402
 from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 
 ENVS = ["CartPole-V", "CartPole-P", "Pendulum-V", "Pendulum-P"]
@@ -327,7 +327,7 @@ def collected_markdown(runs: List[Dict[str, Any]]) -> str:
 
 def verdicts(runs: List[Dict[str, Any]], seeds_planned: int = 5) -> Dict[str, Dict[str, Any]]:
     """Per env, the plain rows' (shortcut networks) GRSN against GRU, LIF and MLP on the final test
-    return, by ``report.compare_means`` (above / below only when the means are further apart than
+    return, by ``report.compare_seeds`` (above / below only when the means are further apart than
     the larger std over seeds); provisional while a core has fewer than ``seeds_planned`` seeds."""
     out: Dict[str, Dict[str, Any]] = {}
     for e in ENVS:
@@ -340,7 +340,7 @@ def verdicts(runs: List[Dict[str, Any]], seeds_planned: int = 5) -> Dict[str, Di
         for other in ("gru", "lif", "mlp"):
             o = finals[other]
             if o:
-                how, diff, tol = compare_means(float(np.mean(g)), float(np.std(g)), float(np.mean(o)), float(np.std(o)))
+                how, diff, tol = compare_seeds(g, o)
                 vs[other] = {"verdict": how, "diff": diff, "tol": tol}
         out[e] = {"n": {c: len(v) for c, v in finals.items()},
                   "provisional": any(len(v) < seeds_planned for v in finals.values()), "grsn_vs": vs}
@@ -353,7 +353,7 @@ def verdict_lines(found: Dict[str, Dict[str, Any]], seeds_planned: int = 5) -> L
     for e, v in found.items():
         n = ", ".join(f"{c} {v['n'][c]}" for c in CORES)
         head = f"- {e} ({'provisional, ' if v['provisional'] else ''}seeds: {n} of {seeds_planned}): "
-        parts = [f"{'level with' if how['verdict'] == 'level' else how['verdict']} {c.upper()} "
+        parts = [f"{relation(how['verdict'])} {c.upper()} "
                  f"({how['diff']:+.1f}, std {how['tol']:.1f})" for c, how in v["grsn_vs"].items()]
         paper = ", ".join(f"{c.upper()} {PAPER[c][e]:.1f}" for c in ("grsn", "gru", "lif", "mlp"))
         lines.append(head + ("GRSN " + "; ".join(parts) if parts else "no other core yet") + f". Paper: {paper}.")

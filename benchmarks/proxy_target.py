@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import compare_means  # noqa: E402
+from report import compare_seeds, relation  # noqa: E402
 from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 CONFIGS = ("td3", "td3_snn", "td3_proxy")
 LABELS = {"td3": "ANN TD3", "td3_snn": "vanilla SNN", "td3_proxy": "proxy-target SNN"}
@@ -337,15 +337,12 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
 
 def verdict_text(maxima: Dict[str, List[float]]) -> str:
     """The paper's claims at one row: proxy-target SNN vs vanilla SNN, and each SNN vs ANN TD3, by
-    ``report.compare_means`` on the per-seed max average returns ``{config: [max per seed]}``."""
-    import numpy as np
-
+    ``report.compare_seeds`` on the per-seed max average returns ``{config: [max per seed]}``."""
     out = []
     for a, b in (("td3_proxy", "td3_snn"), ("td3_proxy", "td3"), ("td3_snn", "td3")):
         if maxima.get(a) and maxima.get(b):
-            how, diff, tol = compare_means(float(np.mean(maxima[a])), float(np.std(maxima[a])),
-                                           float(np.mean(maxima[b])), float(np.std(maxima[b])))
-            out.append(f"{LABELS[a]} {'level with' if how == 'level' else how} {LABELS[b]} ({diff:+.0f}, std {tol:.0f})")
+            how, diff, tol = compare_seeds(maxima[a], maxima[b])
+            out.append(f"{LABELS[a]} {relation(how)} {LABELS[b]} ({diff:+.0f}, std {tol:.0f})")
     return "; ".join(out) if out else "not enough configs yet"
 
 
