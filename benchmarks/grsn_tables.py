@@ -171,16 +171,27 @@ def table2_cell(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return cell
 
 
-def verdict(cells: Dict[str, Dict[str, Any]]) -> str:
-    """GRSN vs GRU on one map from the final win rates: above / below when the means differ by
-    more than the larger std over seeds, else level; a missing or unfinished cell says so."""
+def verdict(cells: Dict[str, Dict[str, Any]], seeds_planned: int = 3) -> str:
+    """GRSN vs GRU (and vs LIF when it has runs) on one map from the final win rates: above / below
+    when the means differ by more than the larger std over seeds, else level (``report.compare_means``);
+    a missing or unfinished cell says so, and fewer than ``seeds_planned`` seeds make it provisional."""
     g, r = cells.get("grsn"), cells.get("rnn")
     if not g or not r:
         return "incomplete (an agent has no runs)"
-    if g["unfinished"] or r["unfinished"]:
-        return f"provisional ({g['unfinished'] + r['unfinished']} runs unfinished)"
-    how, diff, tol = compare_means(g["final_win_mean"], g["final_win_std"], r["final_win_mean"], r["final_win_std"])
-    return f"GRSN {relation(how)} GRU ({diff:+.1f} points, {'within one ' if how == 'level' else ''}std {tol:.1f})"
+    compared = [c for c in (g, r, cells.get("lif")) if c]
+    unfinished = sum(c["unfinished"] for c in compared)
+    if unfinished:
+        return f"provisional ({unfinished} runs unfinished)"
+    parts = []
+    for name, other in (("GRU", r), ("LIF", cells.get("lif"))):
+        if other:
+            how, diff, tol = compare_means(g["final_win_mean"], g["final_win_std"],
+                                           other["final_win_mean"], other["final_win_std"])
+            parts.append(f"{relation(how)} {name} ({diff:+.1f} points, {'within one ' if how == 'level' else ''}"
+                         f"std {tol:.1f})")
+    n = min(c.get("n", seeds_planned) for c in compared)
+    head = f"provisional, {n} of {seeds_planned} seeds: " if n < seeds_planned else ""
+    return head + "GRSN " + "; ".join(parts)
 
 
 def _f(v: Optional[float], fmt: str) -> str:
@@ -247,8 +258,8 @@ def cmd_table2(a: argparse.Namespace) -> int:
                 f"{_f(c['wall_h_mean'], '.2f')} | "
                 + ("- | - |" if paper is None else f"{paper[2]:.1f} ± {paper[3]:.2f} | {paper[0]:.1f} ± {paper[1]:.2f} |"))
         table[m] = cells
-        verdicts[m] = verdict(cells)
-    lines += ["", "Verdict per map (final test win rate, GRSN vs GRU):", ""]
+        verdicts[m] = verdict(cells, a.seeds_planned)
+    lines += ["", "Verdict per map (final test win rate, GRSN vs GRU and LIF):", ""]
     lines += [f"- {m}: {v}" for m, v in verdicts.items()]
     plots = [] if a.no_plots else plot_maps(runs, os.path.join(a.out, f"{a.tag}_plots"))
     if plots:
@@ -539,6 +550,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         q.add_argument("--no-plots", action="store_true")
         if name == "table2":
             q.add_argument("--energy-seed", type=int, default=1)
+            q.add_argument("--seeds-planned", type=int, default=3,
+                           help="verdicts with fewer seeds per agent are marked provisional")
         if name == "table3":
             q.add_argument("--map", default="")
             q.add_argument("--snn-T", type=int, default=4)

@@ -43,12 +43,25 @@ def test_table2_cell_final_best_and_steps_to_levels():
 
 
 def test_verdict_compares_final_win_rates_against_the_spread():
-    cell = lambda m, s, u=0: {"final_win_mean": m, "final_win_std": s, "unfinished": u}  # noqa: E731
-    assert grsn_tables.verdict({"grsn": cell(90, 3), "rnn": cell(80, 4)}).startswith("GRSN above GRU (+10.0")
+    cell = lambda m, s, u=0, n=3: {"final_win_mean": m, "final_win_std": s, "unfinished": u, "n": n}  # noqa: E731
+    assert grsn_tables.verdict({"grsn": cell(90, 3), "rnn": cell(80, 4)}) == "GRSN above GRU (+10.0 points, std 4.0)"
     assert grsn_tables.verdict({"grsn": cell(78, 5), "rnn": cell(80, 4)}).startswith("GRSN level")
     assert grsn_tables.verdict({"grsn": cell(60, 5), "rnn": cell(80, 4)}).startswith("GRSN below")
     assert grsn_tables.verdict({"grsn": cell(90, 3, 1), "rnn": cell(80, 4)}).startswith("provisional (1")
     assert grsn_tables.verdict({"rnn": cell(80, 4)}).startswith("incomplete")
+    # LIF is compared too when it has runs; an unfinished LIF run makes the map provisional
+    assert grsn_tables.verdict({"grsn": cell(90, 3), "rnn": cell(80, 4), "lif": cell(88, 1)}) == (
+        "GRSN above GRU (+10.0 points, std 4.0); level with LIF (+2.0 points, within one std 3.0)")
+    assert grsn_tables.verdict({"grsn": cell(90, 3), "rnn": cell(80, 4), "lif": cell(88, 1, 2)}).startswith(
+        "provisional (2")
+
+
+def test_verdict_with_fewer_seeds_than_planned_is_provisional():
+    cell = lambda m, n: {"final_win_mean": m, "final_win_std": 0.0, "unfinished": 0, "n": n}  # noqa: E731
+    one_seed = {"grsn": cell(87.5, 1), "rnn": cell(93.75, 1), "lif": cell(96.875, 1)}
+    assert grsn_tables.verdict(one_seed) == ("provisional, 1 of 3 seeds: GRSN below GRU (-6.2 points, std 0.0); "
+                                             "below LIF (-9.4 points, std 0.0)")
+    assert grsn_tables.verdict(one_seed, seeds_planned=1).startswith("GRSN below GRU")
 
 
 def test_training_rate_is_the_slope_of_the_second_half():
@@ -80,7 +93,7 @@ def test_table2_from_parts_keeps_the_furthest_run_per_seed(tmp_path):
     md = (out / "t2.md").read_text()
     assert "| 8m | rnn | 2 | 300 | 85.0 ± 5.0 | 90.0 ± 10.0 | 17.00 ± 1.00 | 150 (2/2) | 200 (1/2) |" in md
     assert "| 8m | grsn | 2 | 300 | 100.0 ± 0.0 |" in md and "99.4 ± 1.48" in md  # beside the paper's GRSN
-    assert "- 8m: GRSN above GRU (+15.0 points, std 5.0)" in md
+    assert "- 8m: provisional, 2 of 3 seeds: GRSN above GRU (+15.0 points, std 5.0)" in md
     assert "--ckpt 8m:grsn=" in md and "--ckpt 8m:rnn=" in md
     assert grsn_tables.main(["table2", "--inputs", str(tmp_path / "none_*.json"), "--out", str(out)]) == 2
 
