@@ -40,6 +40,14 @@ def test_table2_cell_final_best_and_steps_to_levels():
     assert c["steps_to_50"] == [100, 200] and c["median_steps_to_50"] == 150.0
     assert c["steps_to_90"] == [200, None] and c["median_steps_to_90"] == 200.0
     assert c["wall_h_mean"] == pytest.approx(1.5) and c["final_return_mean"] == pytest.approx(14.0)
+    # fewer than LAST_TESTS tests: the mean of all of them (61.25 and 42.5)
+    assert c["last_win_mean"] == pytest.approx(51.875) and c["last_win_std"] == pytest.approx(9.375)
+
+
+def test_table2_cell_last_tests_mean_reads_only_the_last_ten():
+    wins = [0.0, 0.0] + [0.5] * 9 + [1.0]  # 12 tests: the first two are left out
+    c = grsn_tables.table2_cell([run(1, wins, steps=tuple(range(0, 1200, 100)))])
+    assert grsn_tables.LAST_TESTS == 10 and c["last_win_mean"] == pytest.approx(55.0)
 
 
 def test_verdict_compares_final_win_rates_against_the_spread():
@@ -91,7 +99,7 @@ def test_table2_from_parts_keeps_the_furthest_run_per_seed(tmp_path):
     assert grsn_tables.main(["table2", "--inputs", str(tmp_path / "grid_t2_*.json"), "--out", str(out),
                              "--no-plots", "--tag", "t2"]) == 0
     md = (out / "t2.md").read_text()
-    assert "| 8m | rnn | 2 | 300 | 85.0 ± 5.0 | 90.0 ± 10.0 | 17.00 ± 1.00 | 150 (2/2) | 200 (1/2) |" in md
+    assert "| 8m | rnn | 2 | 300 | 85.0 ± 5.0 | 90.0 ± 10.0 | 50.0 ± 10.0 | 17.00 ± 1.00 | 150 (2/2) | 200 (1/2) |" in md
     assert "| 8m | grsn | 2 | 300 | 100.0 ± 0.0 |" in md and "99.4 ± 1.48" in md  # beside the paper's GRSN
     assert "- 8m: provisional, 2 of 3 seeds: GRSN above GRU (+15.0 points, std 5.0)" in md
     assert "--ckpt 8m:grsn=" in md and "--ckpt 8m:rnn=" in md
