@@ -610,8 +610,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 save_results(a.out, runs)
                 with open(md_path, "w") as f:
                     f.write(markdown_table(list(runs.values())))
-                print(f"done {run_key(rec)}: max avg return {rec['max_avg_return']:.1f} at "
-                      f"t={rec['t_reached']} ({rec['wall_s']}s, {rec['train_steps_per_sec']} steps/s"
+                print(f"done {run_key(rec)}: max avg return {rec['max_avg_return']:.1f}, "
+                      f"reached t={rec['t_reached']} ({rec['wall_s']}s, {rec['train_steps_per_sec']} steps/s"
                       f"{'' if rec['complete'] else ', stopped by the time limit: --resume continues it'})",
                       flush=True)
     with open(md_path, "w") as f:
