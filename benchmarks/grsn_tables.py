@@ -179,19 +179,24 @@ def table2_cell(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return cell
 
 
-def verdict(cells: Dict[str, Dict[str, Any]], seeds_planned: int = 3) -> str:
+#: seeds per (map, agent) in the grid plan; a verdict on fewer is provisional
+SEEDS_PLANNED = 3
+
+
+def verdict(cells: Dict[str, Dict[str, Any]], seeds_planned: int = SEEDS_PLANNED) -> str:
     """GRSN vs GRU (and vs LIF when it has runs) on one map from the final win rates: above / below
     when the means differ by more than the larger std over seeds, else level (``report.compare_means``);
     a missing or unfinished cell says so, and fewer than ``seeds_planned`` seeds make it provisional."""
     g, r = cells.get("grsn"), cells.get("rnn")
     if not g or not r:
         return "incomplete (an agent has no runs)"
-    compared = [c for c in (g, r, cells.get("lif")) if c]
+    lif = cells.get("lif")
+    compared = [c for c in (g, r, lif) if c]
     unfinished = sum(c["unfinished"] for c in compared)
     if unfinished:
         return f"provisional ({unfinished} runs unfinished)"
     parts = []
-    for name, other in (("GRU", r), ("LIF", cells.get("lif"))):
+    for name, other in (("GRU", r), ("LIF", lif)):
         if other:
             how, diff, tol = compare_means(g["final_win_mean"], g["final_win_std"],
                                            other["final_win_mean"], other["final_win_std"])
@@ -560,7 +565,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         q.add_argument("--no-plots", action="store_true")
         if name == "table2":
             q.add_argument("--energy-seed", type=int, default=1)
-            q.add_argument("--seeds-planned", type=int, default=3,
+            q.add_argument("--seeds-planned", type=int, default=SEEDS_PLANNED,
                            help="verdicts with fewer seeds per agent are marked provisional")
         if name == "table3":
             q.add_argument("--map", default="")
