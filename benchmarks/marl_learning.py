@@ -45,6 +45,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
+from utils.config import split_with_args  # noqa: E402
+
 # the curves stored per run in <tag>.json (grsn_tables.py reads them)
 CURVE_KEYS = ("test_battle_won_mean", "test_return_mean", "test_ep_length_mean", "spike_rate_mean", "elapsed_s")
 
@@ -315,7 +317,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="stop each run at its first test reaching --level (stop_at_test_win_rate)")
     p.add_argument("--dry-run", action="store_true", help="print each run's plan (reuse/resume/fresh) and stop")
     p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
-    a = p.parse_args(argv)
+    options, after_with = split_with_args(sys.argv[1:] if argv is None else argv)
+    a = p.parse_args(options)
     variants = [(v[0], v[1:]) for v in a.variant] if a.variant else [("", [])]
     for name, overrides in variants:
         bad = [o for o in overrides if "=" not in o]
@@ -325,7 +328,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         buffer_sizes = parse_buffer_sizes(a.buffer_sizes)
     except ValueError as exc:
         p.error(str(exc))
-    extra = [w for w in a.with_args if w != "with"]
+    extra = list(a.with_args) + after_with
     fixed = {"save_model", "save_model_interval", "local_results_path", "checkpoint_path", "seed", "agent",
              "t_max", "test_interval"}
     clash = [w for w in extra + [o for _, ov in variants for o in ov] if w.split("=", 1)[0] in fixed]

@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from utils.config import split_with_args
+
 RAY_PIN = "ray==2.60.0"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTROL_ENVS = ("pomdp", "mujoco")
@@ -262,11 +264,7 @@ def execute(specs: Sequence[RunSpec], *, address: Optional[str], cpus_per_run: f
 
 def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, List[str]]:
     """Split at ``with``: options before it, extra with-args after it."""
-    argv = list(argv)
-    extra: List[str] = []
-    if "with" in argv:
-        i = argv.index("with")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_with_args(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Extra sacred overrides follow `with`, e.g. `with t_max=200000`.")

@@ -93,6 +93,18 @@ def _check_known_keys(source: str, data: Mapping[str, Any], known: Mapping[str, 
                           f"documented in config/default.yaml.{_suggest(k, list(known))}")
 
 
+def split_with_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Split a command line at its first ``with`` (sacred's convention): ``(options, overrides)``.
+
+    Parsing only the options keeps an option that takes several values (``--variant NAME K=V ...``)
+    from swallowing the ``KEY=VALUE`` overrides that follow ``with``."""
+    argv = list(argv)
+    if "with" not in argv:
+        return argv, []
+    i = argv.index("with")
+    return argv[:i], argv[i + 1:]
+
+
 def parse_value(text: str) -> Any:
     """Parse an override value like sacred does (YAML scalars: ints, floats, bools, null, lists)."""
     try:

@@ -37,6 +37,21 @@ def test_variant_needs_a_name_first(capsys):
     assert "--variant takes a name" in capsys.readouterr().err
 
 
+def test_with_ends_a_variant(tmp_path, monkeypatch):
+    """``--variant NAME K=V with X=Y``: the overrides after ``with`` go to every run, not into the variant."""
+    seen = {}
+
+    def fake_build_jobs(a, variants, extra, buffer_sizes):
+        seen.update(variants=variants, extra=extra)
+        return [], []
+
+    monkeypatch.setattr(marl_learning, "build_jobs", fake_build_jobs)
+    argv = ["--work", str(tmp_path), "--dry-run", "--variant", "notap", "tap=False",
+            "with", "torch_threads=1", "env_args.jax_cache_dir=c"]
+    assert marl_learning.main(argv) == 0
+    assert seen == {"variants": [("notap", ["tap=False"])], "extra": ["torch_threads=1", "env_args.jax_cache_dir=c"]}
+
+
 # --------------------------------------------------------------------------- resumable grids
 import json  # noqa: E402
 import types  # noqa: E402

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from utils.config import (CONFIG_DIR, ConfigError, KeySpec, build_config, coerce, load_specs, parse_command_line,
-                          parse_spec, project_specs, recursive_update, validate_config)
+                          parse_spec, project_specs, recursive_update, split_with_args, validate_config)
 
 
 def _write(tmp_path, rel, data):
@@ -232,3 +232,9 @@ def test_check_keys_holds_code_built_configs_to_the_declared_ranges():
         check_keys(SimpleNamespace(sampled_seq_len=-3), ["sampled_seq_len"])
     with pytest.raises(KeyError, match="'no_such_key' is not declared"):
         check_keys(SimpleNamespace(no_such_key=1), ["no_such_key"])
+
+
+def test_split_with_args_cuts_at_the_first_with():
+    assert split_with_args(["--a", "1", "with", "x=1", "with", "y=2"]) == (["--a", "1"], ["x=1", "with", "y=2"])
+    assert split_with_args(["--a", "1"]) == (["--a", "1"], [])
+    assert split_with_args(["with"]) == ([], [])
