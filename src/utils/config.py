@@ -409,14 +409,10 @@ def parse_command_line(argv: Sequence[str]) -> Tuple[str, str, List[str]]:
     Defaults: ``--config=qmix``, ``--env-config=smax``.
     """
     alg, env = "qmix", "smax"
-    overrides: List[str] = []
-    args = list(argv)
+    args, overrides = split_with_args(argv)
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg == "with":
-            overrides = args[i + 1:]
-            break
         if arg.startswith("--config="):
             alg = arg.split("=", 1)[1]
         elif arg.startswith("--env-config="):
