@@ -26,7 +26,9 @@ exact resume) and starts the rest from step 0. The records of all parts of a run
 one curve by ``src/results.py`` (``join_resumed``). Replays are removed from checkpoints once no
 longer needed (a finished run keeps its networks for the energy table; ``--keep-final-buffer``
 keeps its replay). ``--buffer-sizes MAP=N,...`` sets ``buffer_size`` per map (memory; see
-``benchmarks/grsn_tables.py memory``).
+``benchmarks/grsn_tables.py memory``). A grid run in parts (other ``--seeds`` or ``--agents`` per
+call) writes the tag's report for each call's runs only; ``--collect`` with the whole grid's
+arguments starts nothing and writes the report of every run on disk.
 """
 from __future__ import annotations
 
@@ -316,6 +318,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--stop-at-level", action="store_true",
                    help="stop each run at its first test reaching --level (stop_at_test_win_rate)")
     p.add_argument("--dry-run", action="store_true", help="print each run's plan (reuse/resume/fresh) and stop")
+    p.add_argument("--collect", action="store_true",
+                   help="start no run: write <tag>.json/.md from the runs already under --work (unfinished "
+                        "ones marked truncated), e.g. after a grid was run in parts")
     p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
     options, after_with = split_with_args(sys.argv[1:] if argv is None else argv)
     a = p.parse_args(options)
@@ -352,6 +357,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               + (f" ({job['note']})" if job.get("note") else ""), flush=True)
     if a.dry_run:
         return 0
+    if a.collect:
+        pending = []
     running: List[Dict[str, Any]] = []
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.time()

@@ -205,3 +205,19 @@ def test_no_run_starts_while_a_resumed_run_still_loads_its_replay(tmp_path):
     died = {"plan": "resume", "root": str(tmp_path / "none"), "proc": Proc(), "log_offset": 0}
     died["proc"].code = 1
     assert not marl_learning.still_loading(died)
+
+
+def test_collect_writes_the_report_of_runs_on_disk_and_starts_none(tmp_path, monkeypatch):
+    """A grid run in parts: ``--collect`` reports the finished and the unfinished runs, runs nothing."""
+    monkeypatch.setattr(marl_learning.subprocess, "Popen", lambda *a, **k: pytest.fail("--collect started a run"))
+    out = tmp_path / "out"
+    argv = ["--work", str(tmp_path), "--out", str(out), "--tag", "g", "--agents", "rnn", "--seeds", "1,2",
+            "--t-max", "1000", "--test-interval", "100", "--collect"]
+    jobs, _ = marl_learning.build_jobs(grid_args(tmp_path, seeds="1,2"), [("", [])], [], {})
+    for job, status, wins in zip(jobs, ("COMPLETED", "INTERRUPTED"), ([0.5, 1.0], [0.0, 0.25])):
+        sacred_run(job, 1, status, marl_learning.expected_config(job["cmd"]), [0, 1000 if wins[1] == 1.0 else 100],
+                   wins, "tok", "2026-12-04T10:00:00", wall=20.0 if status == "COMPLETED" else None)
+    assert marl_learning.main(argv) == 0
+    group = json.load(open(out / "g.json"))["groups"]["3m/rnn"]
+    assert [r["status"] for r in group["runs"]] == ["COMPLETED", "INTERRUPTED"]
+    assert group["final_test_win_mean"] == pytest.approx((1.0 + 0.25) / 2) and group["truncated_runs"] == 1
