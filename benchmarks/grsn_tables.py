@@ -457,8 +457,9 @@ def training_rate(run: Dict[str, Any]) -> Optional[float]:
 
 
 def measured_rates(sources: Sequence[str]) -> Dict[Tuple[str, str], List[float]]:
-    """``{(map, agent): [training s per 10k env steps per run]}`` from marl_learning records
-    (JSON files, globs allowed) or sacred folders (runs joined across resumes)."""
+    """``{(map, label): [training s per 10k env steps per run]}`` from marl_learning records
+    (JSON files, globs allowed; label = agent or ``agent/variant``, e.g. ``lif/notap``) or sacred
+    folders (runs joined across resumes; label = agent)."""
     import results
 
     rates: Dict[Tuple[str, str], List[float]] = {}
@@ -470,7 +471,7 @@ def measured_rates(sources: Sequence[str]) -> Dict[Tuple[str, str], List[float]]
             if not per_run and g.get("wall_time_s_mean") and g.get("final_T"):
                 # records made before elapsed_s curves were stored: whole-run wall time per env step
                 per_run = [1e4 * g["wall_time_s_mean"] / float(np.mean(g["final_T"]))]
-            rates.setdefault((m, label.split("/")[0]), []).extend(per_run)
+            rates.setdefault((m, label), []).extend(per_run)
     for root in (s for s in sources if os.path.isdir(s)):
         for exp in results.join_resumed([r for r in results.load_runs([root]) if not r.evaluate_only]):
             steps, values = exp.curves.get("elapsed_s", ([], []))
@@ -488,18 +489,20 @@ def part_commands(budgets: Dict[str, int], seeds: str, deadline_s: int, sizes: s
             f"--stop-grace-s 600 "
             f"--test-interval 20000" + (f" --buffer-sizes {sizes}" if sizes else ""))
     with_ = "with torch_threads=1 env_args.jax_cache_dir=results/jax_cache"
-    parts = [{"name": f"table2_{m}", "map": m, "agents": TABLE2_AGENTS, "t_max": t,
+    parts = [{"name": f"table2_{m}", "map": m, "agents": TABLE2_AGENTS, "labels": TABLE2_AGENTS, "t_max": t,
               "cmd": f"{base} --agents rnn,grsn,lif --maps {m} --t-max {t} --tag grid_t2_{m} {with_}"}
              for m, t in budgets.items()]
     t = budgets.get(ablation_map, 1000000)
     # on a Table 2 map the TAP rows are table2_<map>'s lif and grsn runs (same budget, tap=True)
     variants = ["notap tap=False"] if ablation_map in budgets else ["tap tap=True", "notap tap=False"]
     parts.append({"name": f"table3_{ablation_map}", "map": ablation_map,
-                  "agents": [ag for ag in ("lif", "grsn") for _ in variants], "t_max": t,
+                  "agents": [ag for ag in ("lif", "grsn") for _ in variants],
+                  "labels": [f"{ag}/{v.split()[0]}" for ag in ("lif", "grsn") for v in variants], "t_max": t,
                   "cmd": f"{base} --agents lif,grsn --maps {ablation_map} --t-max {t} --tag grid_t3_{ablation_map} "
                          + " ".join(f"--variant {v}" for v in variants) + f" {with_}"})
     t = budgets.get(thr_map, 1000000)
-    parts.append({"name": f"threshold_{thr_map}", "map": thr_map, "agents": ["grsn"], "t_max": t,
+    parts.append({"name": f"threshold_{thr_map}", "map": thr_map, "agents": ["grsn"], "labels": ["grsn/thr0.1"],
+                  "t_max": t,
                   "cmd": f"{base} --agents grsn --maps {thr_map} --t-max {t} --tag grid_thr_{thr_map} "
                          f"--variant thr0.1 snn_threshold=0.1 {with_}"})
     return parts
@@ -512,20 +515,30 @@ def cmd_plan(a: argparse.Namespace) -> int:
     parts = part_commands(budgets, a.seeds, a.deadline_s, a.buffer_sizes, a.ablation_map, a.threshold_map)
     lines = [f"Grid parts: give each command again in every session (it resumes) until all its runs are reused. "
              f"Hours from training s per 10k env steps (elapsed_s, tests included; median over runs) measured in "
-             f"{a.rates or 'no file'}, 2 runs in parallel, sessions of {a.deadline_s / 3600:.2f} h.", "",
+             f"{a.rates or 'no file'}, 2 runs in parallel, sessions of {a.deadline_s / 3600:.2f} h; ~ = a variant "
+             f"not measured yet, rated as its agent's plain runs.", "",
              "| part | runs | env steps per run | s per 10k steps (measured) | h per run | sessions | command |",
              "|---|---|---|---|---|---|---|"]
     for part in parts:
-        agents = list(dict.fromkeys(part["agents"]))
-        per = {ag: float(np.median(rates[(part["map"], ag)])) for ag in agents if (part["map"], ag) in rates}
-        hours = {ag: v * part["t_max"] / 1e4 / 3600 for ag, v in per.items()}
-        part.update(s_per_10k=per, h_per_run=hours, sessions=None)
-        if len(per) == len(agents):  # every agent measured: run-hours / 2 in parallel / session length
-            total = sum(hours[ag] for ag in part["agents"]) * n_seeds / 2
+        labels = part["labels"]
+        # a variant's own measured rate, else its agent's plain rate (marked ~: e.g. a no-TAP run
+        # does snn_T neuron steps per decision, so the plain rate underestimates it)
+        per, borrowed = {}, set()
+        for lb in labels:
+            if (part["map"], lb) in rates:
+                per[lb] = float(np.median(rates[(part["map"], lb)]))
+            elif (part["map"], lb.split("/")[0]) in rates:
+                per[lb] = float(np.median(rates[(part["map"], lb.split("/")[0])]))
+                borrowed.add(lb)
+        hours = {lb: v * part["t_max"] / 1e4 / 3600 for lb, v in per.items()}
+        part.update(s_per_10k=per, h_per_run=hours, borrowed_rates=sorted(borrowed), sessions=None)
+        if len(per) == len(labels):  # every run measured: run-hours / 2 in parallel / session length
+            total = sum(hours.values()) * n_seeds / 2
             part["sessions"] = int(np.ceil(total / (a.deadline_s / 3600)))
-        cells = (" / ".join(f"{ag} {per[ag]:.0f}" if ag in per else f"{ag} -" for ag in agents) + " | "
-                 + " / ".join(f"{ag} {hours[ag]:.1f}" if ag in hours else f"{ag} -" for ag in agents) + " | "
-                 + ("-" if part["sessions"] is None else str(part["sessions"])))
+        mark = {lb: "~" if lb in borrowed else "" for lb in labels}
+        cells = (" / ".join(f"{lb} {mark[lb]}{per[lb]:.0f}" if lb in per else f"{lb} -" for lb in labels) + " | "
+                 + " / ".join(f"{lb} {mark[lb]}{hours[lb]:.1f}" if lb in hours else f"{lb} -" for lb in labels)
+                 + " | " + ("-" if part["sessions"] is None else str(part["sessions"])))
         runs = len(part["agents"]) * n_seeds
         lines.append(f"| {part['name']} | {runs} | {part['t_max']:,} | {cells} | `{part['cmd']}` |")
     write_report(a.out, a.tag, {"budgets": budgets, "rates_from": a.rates, "parts": parts}, "\n".join(lines))

@@ -226,3 +226,22 @@ def test_resume_check_compares_every_series_but_wall_clock():
     assert same["test_points"] == 2
     c = exp(test_battle_won_mean=([0, 10], [0.0, 0.25]), elapsed_s=([0, 10], [1.0, 2.0]))
     assert grsn_tables.compare_experiments(a, c)["keys_differing"] == ["loss", "test_battle_won_mean"]
+
+
+def test_plan_rates_a_variant_by_its_own_runs_else_by_its_agents_plain_runs(tmp_path):
+    def rated(s_per_10k):  # elapsed_s grows by s_per_10k per 10k steps over the second half
+        return {"elapsed_s_T": [0, 10000, 20000], "elapsed_s": [0.0, s_per_10k, 2 * s_per_10k]}
+    src = record(tmp_path / "rates.json", {"3m/lif": {"curves": [rated(6.0)]}, "3m/grsn": {"curves": [rated(7.0)]},
+                                           "3m/lif/notap": {"curves": [rated(9.0), rated(10.0)]}})
+    assert grsn_tables.measured_rates([src])[("3m", "lif/notap")] == pytest.approx([9.0, 10.0])
+    out = tmp_path / "out"
+    assert grsn_tables.main(["plan", "--rates", src, "--budgets", "3m=2000000", "--seeds", "1,2,3",
+                             "--out", str(out), "--tag", "p"]) == 0
+    parts = {p["name"]: p for p in json.loads((out / "p.json").read_text())["parts"]}
+    t3 = parts["table3_3m"]
+    assert t3["s_per_10k"] == pytest.approx({"lif/notap": 9.5, "grsn/notap": 7.0})  # grsn/notap borrows grsn's
+    assert t3["borrowed_rates"] == ["grsn/notap"]
+    # 3 seeds x (9.5 + 7.0) s per 10k x 200 (2M steps) / 3600 / 2 in parallel = 1.375 h: one 2.5-h session
+    assert t3["h_per_run"]["lif/notap"] == pytest.approx(9.5 * 200 / 3600) and t3["sessions"] == 1
+    assert "grsn/notap ~7" in (out / "p.md").read_text()
+    assert parts["table2_3m"]["s_per_10k"]["lif"] == pytest.approx(6.0)  # the plain runs keep their own rate
