@@ -314,7 +314,8 @@ def table3_runs(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], m: str) 
     return [{"agent": agent, "tap": tap, "seed": r["seed"],
              "test_return": r["test_return_mean"][-1], "test_won": r["test_battle_won_mean"][-1],
              "test_ep_length": (r.get("test_ep_length_mean") or [None])[-1], "t_max": r.get("t_max"),
-             "status": r.get("status"), "train_wall_s": r.get("wall_time_s"), "process_wall_s": r.get("wall_time_s")}
+             "status": r.get("status"), "train_wall_s": r.get("wall_time_s"), "process_wall_s": r.get("wall_time_s"),
+             "t_reached": (r.get("T") or [None])[-1]}
             for (agent, tap), cell in sorted(picked.items()) for r in cell.values()]
 
 
@@ -330,11 +331,17 @@ def cmd_table3(a: argparse.Namespace) -> int:
         raise ValueError(f"no runs labelled <agent>/notap on {m} in {a.inputs}: run marl_learning.py "
                          f"--agents lif,grsn --variant notap tap=False (TAP rows: --variant tap tap=True, or "
                          f"give the Table 2 record of {m} too)")
-    rows = ablation.aggregate(abl, a.snn_T, None, marl=True)
-    unfinished = sum(r["status"] != "COMPLETED" for r in abl)
+    # an unfinished run's last test and wall time are not the budget's: rows count finished runs only
+    finished = [r for r in abl if r["status"] == "COMPLETED"]
+    unfinished = [r for r in abl if r["status"] != "COMPLETED"]
+    if not finished:
+        raise ValueError(f"no finished Table 3 run on {m} in {a.inputs} yet ({len(unfinished)} unfinished)")
+    rows = ablation.aggregate(finished, a.snn_T, None, marl=True)
+    left_out = ", ".join(f"{r['agent']} {'TAP' if r['tap'] else 'no-TAP'} seed {r['seed']} at "
+                         f"{r['t_reached'] or 0:,} steps" for r in unfinished)
     lines = [f"Ablation on SMAX {m}, {abl[0]['t_max'] or '?'} env steps per run (seeds: {sorted({r['seed'] for r in abl})}"
-             f"{f'; {unfinished} runs unfinished, provisional' if unfinished else ''}); paper: SMAC 8m, 10M steps, "
-             f"5 seeds.",
+             f"{f'; unfinished runs left out, provisional: {left_out}' if unfinished else ''}); paper: SMAC 8m, "
+             f"10M steps, 5 seeds.",
              "", "| measure | " + " | ".join(r["setting"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
     for name, key, fmt in (("mean test reward", "mean_reward", ".2f"), ("std over seeds", "std_reward", ".2f"),
                            ("test win rate (%)", "win_rate_pct", ".1f"),

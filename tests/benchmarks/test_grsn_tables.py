@@ -136,6 +136,22 @@ def test_table3_rows_from_tap_and_notap_variants(tmp_path):
         (out / "t3.md").read_text()
 
 
+def test_table3_leaves_unfinished_runs_out_of_the_rows_and_names_them(tmp_path):
+    stopped = curve(2, [0, .9, .95], 25.0, 600.0, steps=(0, 100, 150))
+    stopped[1]["status"] = "INTERRUPTED"
+    src = record(tmp_path / "t3.json", {
+        "8m/lif/tap": group(curve(1, [0, .2, .5], 20.0, 3600.0)), "8m/grsn/tap": group(curve(1, [0, .5, .9], 25.0, 3600.0)),
+        "8m/lif/notap": group(curve(1, [0, .1, .4], 25.0, 7200.0)),
+        "8m/grsn/notap": group(curve(1, [0, .3, .8], 25.0, 10800.0), stopped)})
+    out = tmp_path / "out"
+    assert grsn_tables.main(["table3", "--inputs", src, "--out", str(out), "--tag", "t3"]) == 0
+    rows = {r["setting"]: r for r in json.loads((out / "t3.json").read_text())["rows"]}
+    notap = rows["w/o TAP GRSN"]
+    assert notap["seeds"] == 1 and notap["win_rate_pct"] == pytest.approx(80.0)  # seed 2's 95 % at 150 steps left out
+    assert notap["train_time_h"] == pytest.approx(3.0)
+    assert "unfinished runs left out, provisional: grsn no-TAP seed 2 at 150 steps" in (out / "t3.md").read_text()
+
+
 def budget(pair, t_max):
     pair[1]["t_max"] = t_max
     return pair
