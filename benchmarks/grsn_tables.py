@@ -315,7 +315,8 @@ def table3_runs(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], m: str) 
              "test_return": r["test_return_mean"][-1], "test_won": r["test_battle_won_mean"][-1],
              "test_ep_length": (r.get("test_ep_length_mean") or [None])[-1], "t_max": r.get("t_max"),
              "status": r.get("status"), "train_wall_s": r.get("wall_time_s"), "process_wall_s": r.get("wall_time_s"),
-             "t_reached": (r.get("T") or [None])[-1]}
+             "t_reached": (r.get("T") or [None])[-1],
+             "test_won_last": float(np.mean(r["test_battle_won_mean"][-LAST_TESTS:]))}
             for (agent, tap), cell in sorted(picked.items()) for r in cell.values()]
 
 
@@ -337,6 +338,10 @@ def cmd_table3(a: argparse.Namespace) -> int:
     if not finished:
         raise ValueError(f"no finished Table 3 run on {m} in {a.inputs} yet ({len(unfinished)} unfinished)")
     rows = ablation.aggregate(finished, a.snn_T, None, marl=True)
+    for row in rows:  # the mean of each run's last LAST_TESTS tests smooths one test's binomial noise
+        lasts = [r["test_won_last"] for r in finished if (r["agent"], r["tap"]) == (row["agent"], row["tap"])]
+        row["win_rate_last_pct"] = 100.0 * float(np.mean(lasts)) if lasts else None
+        row["win_rate_last_std_pct"] = 100.0 * float(np.std(lasts)) if lasts else None
     left_out = ", ".join(f"{r['agent']} {'TAP' if r['tap'] else 'no-TAP'} seed {r['seed']} at "
                          f"{r['t_reached'] or 0:,} steps" for r in unfinished)
     lines = [f"Ablation on SMAX {m}, {abl[0]['t_max'] or '?'} env steps per run (seeds: {sorted({r['seed'] for r in abl})}"
@@ -345,6 +350,8 @@ def cmd_table3(a: argparse.Namespace) -> int:
              "", "| measure | " + " | ".join(r["setting"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
     for name, key, fmt in (("mean test reward", "mean_reward", ".2f"), ("std over seeds", "std_reward", ".2f"),
                            ("test win rate (%)", "win_rate_pct", ".1f"),
+                           (f"last {LAST_TESTS} tests win rate (%)", "win_rate_last_pct", ".1f"),
+                           (f"last {LAST_TESTS} tests: std over seeds", "win_rate_last_std_pct", ".1f"),
                            ("total neuron time steps per episode", "time_steps_per_episode", ".1f"),
                            ("training wall time (h)", "train_time_h", ".2f"), ("seeds", "seeds", "d")):
         lines.append(f"| {name} | " + " | ".join(_f(r[key], fmt) for r in rows) + " |")

@@ -149,6 +149,9 @@ def test_table3_leaves_unfinished_runs_out_of_the_rows_and_names_them(tmp_path):
     notap = rows["w/o TAP GRSN"]
     assert notap["seeds"] == 1 and notap["win_rate_pct"] == pytest.approx(80.0)  # seed 2's 95 % at 150 steps left out
     assert notap["train_time_h"] == pytest.approx(3.0)
+    # last-10-tests mean: each run's 3 tests here; seed 1 of w/ TAP LIF: (0 + .2 + .5) / 3
+    assert rows["w/ TAP LIF"]["win_rate_last_pct"] == pytest.approx(100 * 0.7 / 3)
+    assert notap["win_rate_last_pct"] == pytest.approx(100 * 1.1 / 3) and notap["win_rate_last_std_pct"] == 0.0
     assert "unfinished runs left out, provisional: grsn no-TAP seed 2 at 150 steps" in (out / "t3.md").read_text()
 
 
