@@ -155,11 +155,16 @@ def _ms(xs: Sequence[float], scale: float = 1.0) -> Tuple[Optional[float], Optio
 LAST_TESTS = 10
 
 
+def last_tests_win(run: Dict[str, Any]) -> float:
+    """The mean test win rate (fraction) of a run's last LAST_TESTS tests."""
+    return float(np.mean(run["test_battle_won_mean"][-LAST_TESTS:]))
+
+
 def table2_cell(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Final, best and last-LAST_TESTS-mean test win rate (%), final return, steps to 50 % / 90 %
     and training wall time."""
     finals = [r["test_battle_won_mean"][-1] for r in runs]
-    lasts = [float(np.mean(r["test_battle_won_mean"][-LAST_TESTS:])) for r in runs]
+    lasts = [last_tests_win(r) for r in runs]
     bests = [max(r["test_battle_won_mean"]) for r in runs]
     rets = [r["test_return_mean"][-1] for r in runs if r.get("test_return_mean")]
     cell: Dict[str, Any] = {"n": len(runs), "seeds": sorted(r["seed"] for r in runs),
@@ -316,7 +321,7 @@ def table3_runs(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], m: str) 
              "test_ep_length": (r.get("test_ep_length_mean") or [None])[-1], "t_max": r.get("t_max"),
              "status": r.get("status"), "train_wall_s": r.get("wall_time_s"), "process_wall_s": r.get("wall_time_s"),
              "t_reached": (r.get("T") or [None])[-1],
-             "test_won_last": float(np.mean(r["test_battle_won_mean"][-LAST_TESTS:]))}
+             "test_won_last": last_tests_win(r)}
             for (agent, tap), cell in sorted(picked.items()) for r in cell.values()]
 
 
@@ -340,8 +345,7 @@ def cmd_table3(a: argparse.Namespace) -> int:
     rows = ablation.aggregate(finished, a.snn_T, None, marl=True)
     for row in rows:  # the mean of each run's last LAST_TESTS tests smooths one test's binomial noise
         lasts = [r["test_won_last"] for r in finished if (r["agent"], r["tap"]) == (row["agent"], row["tap"])]
-        row["win_rate_last_pct"] = 100.0 * float(np.mean(lasts)) if lasts else None
-        row["win_rate_last_std_pct"] = 100.0 * float(np.std(lasts)) if lasts else None
+        row["win_rate_last_pct"], row["win_rate_last_std_pct"] = _ms(lasts, 100)
     left_out = ", ".join(f"{r['agent']} {'TAP' if r['tap'] else 'no-TAP'} seed {r['seed']} at "
                          f"{r['t_reached'] or 0:,} steps" for r in unfinished)
     lines = [f"Ablation on SMAX {m}, {abl[0]['t_max'] or '?'} env steps per run (seeds: {sorted({r['seed'] for r in abl})}"
