@@ -291,7 +291,9 @@ def _cell(vals: Sequence[float]) -> str:
 
 def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
     """Max average test return and mean of the last 5 evaluations (mean ± std over seeds) at
-    equal steps, beside the paper."""
+    equal steps, beside the paper. A row with finished runs is made of those only (unfinished
+    ones are named under the verdicts); a row of runs all cut early compares them at the step
+    every one reached."""
     import numpy as np
 
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
@@ -307,8 +309,13 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
                  f"{LABELS[c]} max | {LABELS[c]} last 5 | paper" for c in CONFIGS)
              + " | train steps/s (ann/snn/proxy) |",
              "|" + "---|" * (8 + 3 * len(CONFIGS))]
-    verdicts = []
+    verdicts, unfinished = [], []
     for (setup, env, neuron, device, t_max, start), rs in sorted(groups.items()):
+        done = [r for r in rs if r.get("complete")]
+        if done:  # a grid in progress: its rows come from finished runs; the others are named below
+            unfinished += [f"{LABELS[r['config']]} seed {r['seed']} ({env}, {t_max:,} steps) at {r['t_reached']:,}"
+                           for r in rs if not r.get("complete")]
+            rs = done
         common = min(r["t_reached"] for r in rs)
         cells, speeds, maxima = [], [], {}
         seeds = sorted({r["seed"] for r in rs})
@@ -327,9 +334,13 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
     lines += ["", "Verdict per row on the max (a config above / below another only when the means are further "
               "apart than the larger std over seeds, else level; one seed gives std 0, so any gap counts):", ""]
     lines += verdicts
+    if unfinished:
+        lines += ["", "Unfinished runs, left out of their rows (`--resume` continues them): "
+                  + "; ".join(unfinished) + "."]
     lines += ["", f"Setups: `{SETUP}`; `{OLD_SETUP}`: the code before issue 22 (one proxy batch reused for "
               "the K steps, encoder std 0.15, evaluations from changing start states).",
-              "`steps`: evaluations up to this env step count (runs cut by --time-limit stop early). "
+              "`steps`: evaluations up to this env step count (a row whose runs were all cut by --time-limit "
+              "compares them at the step all reached). "
               "Speeds are env steps/s while training, one process per run on one torch thread, and depend "
               "on the machine's load. Per-run curves, budgets and test settings: proxy_target.json."]
     return "\n".join(lines) + "\n"

@@ -44,6 +44,22 @@ def test_verdicts_compare_the_configs_max_against_the_spread():
     assert "- authors (#22), Walker2d-v4, 30 steps: proxy-target SNN above vanilla SNN (+4, std 0)" in md
 
 
+def test_a_row_in_progress_is_made_of_finished_runs_and_names_the_unfinished_ones():
+    # seed 2's vanilla run stopped at step 10: without the rule the row would be cut to 10 steps
+    runs = [record("td3_proxy", 1, CURVE_1), record("td3_snn", 1, CURVE_2),
+            record("td3_snn", 2, CURVE_1[:3], complete=False)]
+    md = pt.markdown_table(runs)
+    row = next(line for line in md.splitlines() if line.startswith("| authors"))
+    assert "| 30 | 1,2 |" not in row and "| 30 | 1 |" in row
+    assert "7 ± 0 (n=1) | 4 ± 0 (n=1) | 4314" in row     # proxy seed 1 over all 30 steps: max 7, last 5 = 4
+    assert "Unfinished runs, left out of their rows (`--resume` continues them): vanilla SNN seed 2 " \
+           "(Walker2d-v4, 30 steps) at 10." in md
+    # a row whose runs were all cut early (--time-limit) still compares them at the common step
+    cut = [record("td3_proxy", 1, CURVE_1, complete=False), record("td3_snn", 1, CURVE_1[:3], complete=False)]
+    row = next(line for line in pt.markdown_table(cut).splitlines() if line.startswith("| authors"))
+    assert "| 10 | 1 |" in row and "Unfinished" not in pt.markdown_table(cut)
+
+
 def test_resume_skips_only_complete_runs_of_this_setup():
     jobs = [dict(config=c, env="Walker2d-v4", neuron="lif", seed=1, t_max=30, start_steps=10)
             for c in ("td3", "td3_snn", "td3_proxy")]
