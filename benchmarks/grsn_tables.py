@@ -20,7 +20,8 @@ Subcommands (each writes ``benchmarks/results/<tag>.json`` and ``.md``):
         Table 3 layout (ablation.py's rows) from runs with the variant notap (tap=False) and, as
         the TAP rows, either the variant tap or the Table 2 record's plain lif / grsn runs.
     python benchmarks/grsn_tables.py firing --inputs benchmarks/results/grid_t2_3m.json benchmarks/results/grid_thr_3m.json
-        firing rate (spike_rate_mean at each test) over training for each grsn variant.
+        firing rate (spike_rate_mean at each test) over training for each grsn variant, from
+        finished runs; ``--at 0 20000 60000 ...`` shows the tests nearest to those steps.
     python benchmarks/grsn_tables.py resume-check
         the grid's resume end to end (~5 min): a straight 3m run vs the same command stopped by
         --deadline-s and given again with --resume; every logged series must be equal.
@@ -368,12 +369,18 @@ def cmd_table3(a: argparse.Namespace) -> int:
 
 
 def cmd_firing(a: argparse.Namespace) -> int:
-    """spike_rate_mean at each test (mean over seeds on the common test steps) per spiking row."""
+    """spike_rate_mean at each test (mean over seeds on the common test steps) per spiking row, from
+    finished runs only (an unfinished run would cut every seed's series to its length; it is named
+    and left out). The JSON keeps every test; the markdown shows the tests nearest to ``--at``
+    (all tests when it is not given)."""
     runs = collect_runs(load_records(a.inputs))
     out, lines = {}, ["Firing rate (spike_rate_mean, spikes per neuron per step at the test episodes) over "
-                      "training, mean over seeds, and the test win rate.", ""]
+                      "training, mean over seeds, and the test win rate"
+                      + (" at the tests nearest to the steps asked for (every test: the JSON)." if a.at else "."), ""]
     for (m, label), cell in sorted(runs.items()):
-        rs = [r for r in cell.values() if r.get("spike_rate_mean")]
+        spiking = [r for r in cell.values() if r.get("spike_rate_mean")]
+        rs = [r for r in spiking if r.get("status") == "COMPLETED"]
+        left_out = [r for r in spiking if r.get("status") != "COMPLETED"]
         if not rs:
             continue
         n = min(len(r["spike_rate_mean"]) for r in rs)
@@ -382,12 +389,19 @@ def cmd_firing(a: argparse.Namespace) -> int:
         wins = [r["test_battle_won_mean"][:n] for r in rs if len(r["test_battle_won_mean"]) >= n]
         win = np.mean(wins, axis=0) if wins else [float("nan")] * n
         out[f"{m}/{label}"] = {"T": steps, "spike_rate_mean": rate.tolist(), "test_win": list(map(float, win)),
-                               "n_seeds": len(rs)}
-        lines += [f"{m} {label} (n={len(rs)}):", "", "| env steps | " + " | ".join(f"{t:,}" for t in steps) + " |",
-                  "|---|" + "---|" * n, "| firing rate | " + " | ".join(f"{v:.3f}" for v in rate) + " |",
-                  "| test win % | " + " | ".join(f"{100 * v:.1f}" for v in win) + " |", ""]
+                               "n_seeds": len(rs), "seeds": sorted(r["seed"] for r in rs),
+                               "unfinished_seeds": sorted(r["seed"] for r in left_out)}
+        shown = sorted({int(np.argmin([abs(t - x) for t in steps])) for x in a.at}) if a.at else range(n)
+        unfinished = (f"; unfinished, left out: seed{'s' if len(left_out) > 1 else ''} "
+                      f"{', '.join(str(r['seed']) for r in left_out)}") if left_out else ""
+        lines += [f"{m} {label} (n={len(rs)}{unfinished}):", "",
+                  "| env steps | " + " | ".join(f"{steps[k]:,}" for k in shown) + " |",
+                  "|---|" + "---|" * len(shown),
+                  "| firing rate | " + " | ".join(f"{rate[k]:.3f}" for k in shown) + " |",
+                  "| test win % | " + " | ".join(f"{100 * win[k]:.1f}" for k in shown) + " |", ""]
     plots = [] if a.no_plots else plot_maps(runs, os.path.join(a.out, f"{a.tag}_plots"), ("win_rate", "spike_rate"))
-    write_report(a.out, a.tag, {"inputs": list(a.inputs), "rows": out, "plots": plots}, "\n".join(lines))
+    write_report(a.out, a.tag, {"inputs": list(a.inputs), "at": list(a.at), "rows": out, "plots": plots},
+                 "\n".join(lines))
     return 0
 
 
@@ -594,6 +608,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         q.add_argument("--inputs", nargs="+", required=True, help="marl_learning records (globs allowed)")
         q.add_argument("--tag", default=f"grid_{name}")
         q.add_argument("--no-plots", action="store_true")
+        if name == "firing":
+            q.add_argument("--at", type=int, nargs="*", default=[],
+                           help="env steps: the markdown shows the test nearest to each (the JSON keeps all)")
         if name == "table2":
             q.add_argument("--energy-seed", type=int, default=1)
             q.add_argument("--seeds-planned", type=int, default=SEEDS_PLANNED,

@@ -231,6 +231,26 @@ def test_firing_rates_over_training_and_plots_of_the_joined_runs(tmp_path):
     assert pngs == ["8m__spike_rate.png", "8m__win_rate.png"]
 
 
+def test_firing_uses_finished_runs_and_shows_the_tests_nearest_to_at(tmp_path):
+    done_1 = curve(1, [0, .5, .9, 1.0], 25.0, 1.0, spikes=[0.0, 0.1, 0.2, 0.4], steps=(0, 100, 200, 300))
+    done_2 = curve(2, [0, .3, .7, 0.8], 25.0, 1.0, spikes=[0.0, 0.3, 0.2, 0.2], steps=(0, 100, 200, 300))
+    cut = curve(3, [0, .9], 25.0, 1.0, spikes=[0.5, 0.5], steps=(0, 100))
+    cut[1]["status"] = "INTERRUPTED"
+    src = record(tmp_path / "thr.json", {"8m/grsn/thr0.1": group(done_1, done_2, cut)})
+    out = tmp_path / "out"
+    assert grsn_tables.main(["firing", "--inputs", src, "--out", str(out), "--tag", "fr", "--no-plots",
+                             "--at", "0", "190", "1000"]) == 0
+    row = json.loads((out / "fr.json").read_text())["rows"]["8m/grsn/thr0.1"]
+    # seed 3 (stopped at step 100) would cut the series to two tests and shift the means: left out
+    assert row["seeds"] == [1, 2] and row["unfinished_seeds"] == [3]
+    assert row["spike_rate_mean"] == pytest.approx([0.0, 0.2, 0.2, 0.3])
+    md = (out / "fr.md").read_text()
+    assert "8m grsn/thr0.1 (n=2; unfinished, left out: seed 3):" in md
+    # the tests nearest to 0, 190 and 1000: steps 0, 200 and 300
+    assert "| env steps | 0 | 200 | 300 |" in md
+    assert "| firing rate | 0.000 | 0.200 | 0.300 |" in md and "| test win % | 0.0 | 80.0 | 90.0 |" in md
+
+
 def test_resume_check_compares_every_series_but_wall_clock():
     import numpy as np
     import results
