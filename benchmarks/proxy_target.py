@@ -289,6 +289,14 @@ def _cell(vals: Sequence[float]) -> str:
     return f"{np.mean(vals):.0f} ± {np.std(vals):.0f} (n={len(vals)})" if vals else "-"
 
 
+def finished_runs(rs: Sequence[Dict[str, Any]]) -> tuple:
+    """``(runs to report, runs left out)`` of one row or plot: its finished runs when it has any (a
+    grid in progress; an unfinished run would cut the curves to the step it reached), else all of
+    them (runs all cut by ``--time-limit``, compared at the step every one reached)."""
+    done = [r for r in rs if r.get("complete")]
+    return (done, [r for r in rs if not r.get("complete")]) if done else (list(rs), [])
+
+
 def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
     """Max average test return and mean of the last 5 evaluations (mean ± std over seeds) at
     equal steps, beside the paper. A row with finished runs is made of those only (unfinished
@@ -311,11 +319,9 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
              "|" + "---|" * (8 + 3 * len(CONFIGS))]
     verdicts, unfinished = [], []
     for (setup, env, neuron, device, t_max, start), rs in sorted(groups.items()):
-        done = [r for r in rs if r.get("complete")]
-        if done:  # a grid in progress: its rows come from finished runs; the others are named below
-            unfinished += [f"{LABELS[r['config']]} seed {r['seed']} ({env}, {t_max:,} steps) at {r['t_reached']:,}"
-                           for r in rs if not r.get("complete")]
-            rs = done
+        rs, left_out = finished_runs(rs)
+        unfinished += [f"{LABELS[r['config']]} seed {r['seed']} ({env}, {t_max:,} steps) at {r['t_reached']:,}"
+                       for r in left_out]
         common = min(r["t_reached"] for r in rs)
         cells, speeds, maxima = [], [], {}
         seeds = sorted({r["seed"] for r in rs})
@@ -367,15 +373,16 @@ def _mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> tuple:
 
 
 def plot_mechanism(runs: Sequence[Dict[str, Any]], out_dir: str) -> List[str]:
-    """Per task (new-setup runs only): the test return, ``target_shift`` and the proxy fit loss
-    against env steps, averaged over seeds. Returns the PNG paths written."""
+    """Per task (new-setup runs only; finished ones when the task has any, see ``finished_runs``):
+    the test return, ``target_shift`` and the proxy fit loss against env steps, averaged over
+    seeds. Returns the PNG paths written."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
     for env in sorted({r["env"] for r in runs if r.get("setup") == SETUP}):
-        rs = [r for r in runs if r.get("setup") == SETUP and r["env"] == env]
+        rs, _ = finished_runs([r for r in runs if r.get("setup") == SETUP and r["env"] == env])
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         for c in CONFIGS:
             mine = [r for r in rs if r["config"] == c]

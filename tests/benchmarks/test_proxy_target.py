@@ -70,6 +70,12 @@ def test_resume_skips_only_complete_runs_of_this_setup():
     assert pt.pending_jobs([dict(jobs[0], start_steps=20)], runs) == [dict(jobs[0], start_steps=20)]
 
 
+def test_finished_runs_are_reported_when_a_row_has_any():
+    done, cut = record("td3", 1, CURVE_1), record("td3_snn", 1, CURVE_1[:3], complete=False)
+    assert pt.finished_runs([done, cut]) == ([done], [cut])
+    assert pt.finished_runs([cut]) == ([cut], [])   # all cut early: compared as they are
+
+
 def test_mechanism_plot_is_written(tmp_path):
     paths = pt.plot_mechanism([record("td3_proxy", 1, CURVE_1), record("td3_snn", 1, CURVE_2)], str(tmp_path))
     assert paths == [str(tmp_path / "proxy_target_mechanism_Walker2d.png")]
