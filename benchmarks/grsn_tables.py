@@ -161,6 +161,13 @@ def last_tests_win(run: Dict[str, Any]) -> float:
     return float(np.mean(run["test_battle_won_mean"][-LAST_TESTS:]))
 
 
+def split_finished(runs: Sequence[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """``(finished, unfinished)`` runs: a run is finished when its sacred status is COMPLETED (an
+    unfinished run's last test, wall time and series length are not the budget's)."""
+    return ([r for r in runs if r.get("status") == "COMPLETED"],
+            [r for r in runs if r.get("status") != "COMPLETED"])
+
+
 def table2_cell(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Final, best and last-LAST_TESTS-mean test win rate (%), final return, steps to 50 % / 90 %
     and training wall time."""
@@ -169,7 +176,7 @@ def table2_cell(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     bests = [max(r["test_battle_won_mean"]) for r in runs]
     rets = [r["test_return_mean"][-1] for r in runs if r.get("test_return_mean")]
     cell: Dict[str, Any] = {"n": len(runs), "seeds": sorted(r["seed"] for r in runs),
-                            "unfinished": sum(r.get("status") != "COMPLETED" for r in runs),
+                            "unfinished": len(split_finished(runs)[1]),
                             "final_T": [int(r["T"][-1]) for r in runs]}
     cell["final_win_mean"], cell["final_win_std"] = _ms(finals, 100)
     cell["best_win_mean"], cell["best_win_std"] = _ms(bests, 100)
@@ -338,9 +345,7 @@ def cmd_table3(a: argparse.Namespace) -> int:
         raise ValueError(f"no runs labelled <agent>/notap on {m} in {a.inputs}: run marl_learning.py "
                          f"--agents lif,grsn --variant notap tap=False (TAP rows: --variant tap tap=True, or "
                          f"give the Table 2 record of {m} too)")
-    # an unfinished run's last test and wall time are not the budget's: rows count finished runs only
-    finished = [r for r in abl if r["status"] == "COMPLETED"]
-    unfinished = [r for r in abl if r["status"] != "COMPLETED"]
+    finished, unfinished = split_finished(abl)  # rows count finished runs only
     if not finished:
         raise ValueError(f"no finished Table 3 run on {m} in {a.inputs} yet ({len(unfinished)} unfinished)")
     rows = ablation.aggregate(finished, a.snn_T, None, marl=True)
@@ -378,9 +383,7 @@ def cmd_firing(a: argparse.Namespace) -> int:
                       "training, mean over seeds, and the test win rate"
                       + (" at the tests nearest to the steps asked for (every test: the JSON)." if a.at else "."), ""]
     for (m, label), cell in sorted(runs.items()):
-        spiking = [r for r in cell.values() if r.get("spike_rate_mean")]
-        rs = [r for r in spiking if r.get("status") == "COMPLETED"]
-        left_out = [r for r in spiking if r.get("status") != "COMPLETED"]
+        rs, left_out = split_finished([r for r in cell.values() if r.get("spike_rate_mean")])
         if not rs:
             continue
         n = min(len(r["spike_rate_mean"]) for r in rs)
