@@ -40,7 +40,7 @@ import os
 import sys
 import time
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -117,6 +117,11 @@ class RecordingLogger:
         pass
 
 
+def job_threads(job: Dict[str, Any]) -> int:
+    """Torch CPU threads of one run (``--threads``; 1 unless given)."""
+    return int(job.get("threads") or 1)
+
+
 def run_key(rec: Dict[str, Any]) -> str:
     return f"{rec['config']}|{rec['env']}|{rec['neuron']}|seed{rec['seed']}|t{rec['t_max']}"
 
@@ -129,7 +134,7 @@ def build_args(job: Dict[str, Any]) -> SimpleNamespace:
                  f"start_steps={job['start_steps']}", f"test_interval={job['test_interval']}",
                  f"test_nepisode={job['test_nepisode']}",
                  f"log_interval={job.get('log_interval') or job['test_interval']}",
-                 f"device={job['device']}", "torch_threads=1"] + list(job.get("extra", []))
+                 f"device={job['device']}", f"torch_threads={job_threads(job)}"] + list(job.get("extra", []))
     if job.get("work"):   # checkpoints (with the replay) every save_every steps, for --resume
         overrides += ["save_model=True", f"save_model_interval={job['save_every']}", "save_buffer=True",
                       f"local_results_path={run_dir(job)}"]
@@ -199,7 +204,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     from utils.checkpoint import model_dir_for
     from utils.seeding import set_seed
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(job_threads(job))
     args = build_args(job)
     start = time.time()
     stops = [x for x in (start + job["time_limit"] if job["time_limit"] else None, job.get("deadline_at"))
@@ -242,7 +247,8 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
                proxy_loss_first=logger.stats.get("proxy_loss_first", []),
                target_shift=logger.stats.get("target_shift", []),
                firing_rate=logger.stats.get("test_firing_rate", []),
-               popsan_unroll=getattr(args, "popsan_unroll", None) if job["config"] != "td3" else None)
+               popsan_unroll=getattr(args, "popsan_unroll", None) if job["config"] != "td3" else None,
+               torch_threads=job_threads(job))
     return rec
 
 
@@ -330,7 +336,8 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
             best = [max(v for _, v in cv) for cv in curves if cv]
             maxima[c] = best
             last5 = [float(np.mean([v for _, v in cv[-5:]])) for cv in curves if cv]
-            sp = [r["train_steps_per_sec"] for r in rs if r["config"] == c and r["train_steps_per_sec"]]
+            sp = [r["train_steps_per_sec"] for r in rs if r["config"] == c and r["train_steps_per_sec"]
+                  and r.get("torch_threads", 1) == 1]
             speeds.append(f"{np.mean(sp):.0f}" if sp else "-")
             paper = PAPER[c].get(_task(env), "-")
             cells += [_cell(best), _cell(last5), str(paper) if c == "td3" or neuron == "lif" else "-"]
@@ -347,8 +354,9 @@ def markdown_table(runs: Sequence[Dict[str, Any]]) -> str:
               "the K steps, encoder std 0.15, evaluations from changing start states).",
               "`steps`: evaluations up to this env step count (a row whose runs were all cut by --time-limit "
               "compares them at the step all reached). "
-              "Speeds are env steps/s while training, one process per run on one torch thread, and depend "
-              "on the machine's load. Per-run curves, budgets and test settings: proxy_target.json."]
+              "Speeds are env steps/s while training, one process per run on one torch thread (runs given more "
+              "threads with `--threads` are left out of them), and depend on the machine's load. Per-run curves, "
+              "budgets, test settings and threads: proxy_target.json."]
     return "\n".join(lines) + "\n"
 
 
@@ -452,22 +460,58 @@ def speed_job(job: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def update_timing(job: Dict[str, Any], n: int = 40) -> Dict[str, Any]:
-    """Median ms of one ``train_step`` (batch 256, Walker2d-sized or the task's shapes) for "before"
-    and "after" learners of ``job['config']``, alternating A, B, A, B in one process so that load
-    changes hit both alike. Synthetic replay batches; the same for both."""
+def _task_shapes(job: Dict[str, Any]) -> tuple:
+    """``(args, obs_dim, act_dim, max_action)`` of one job's task."""
     import numpy as np
-    import torch
 
-    import learners.td3_mujoco as td3_learner
     from run.td3_mujoco import _make_env
 
-    torch.set_num_threads(1)
     args = build_args(job)
     env = _make_env(args, 0)
     obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
     max_a = env.action_space.high.astype(np.float32)
     env.close()
+    return args, obs_dim, act_dim, max_a
+
+
+def _synthetic_batch(batch_size: int, obs_dim: int, act_dim: int, proxy_steps: int) -> tuple:
+    """A fixed random replay batch ``{obs [b, obs_dim], actions [b, act_dim], ...}`` and proxy states
+    ``[proxy_steps, b, obs_dim]`` (None when 0), the same on every call."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    b = batch_size
+    batch = {"obs": torch.randn(b, obs_dim, generator=g), "actions": torch.rand(b, act_dim, generator=g) * 2 - 1,
+             "rewards": torch.randn(b, 1, generator=g), "next_obs": torch.randn(b, obs_dim, generator=g),
+             "terminated": torch.zeros(b, 1)}
+    return batch, (torch.randn(proxy_steps, b, obs_dim, generator=g) if proxy_steps else None)
+
+
+def alternate_ms(steps: Dict[str, Callable[[], None]], n: int, warmup: int = 4) -> Dict[str, float]:
+    """Median ms of each named callable, called in turn A, B, A, B ... (``warmup`` rounds not timed),
+    so that load changes hit all alike."""
+    import numpy as np
+
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for i in range(n + warmup):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            if i >= warmup:
+                times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: round(float(np.median(t)), 2) for name, t in times.items()}
+
+
+def update_timing(job: Dict[str, Any], n: int = 40) -> Dict[str, Any]:
+    """Median ms of one ``train_step`` (batch 256, Walker2d-sized or the task's shapes) for "before"
+    and "after" learners of ``job['config']``, alternating A, B, A, B in one process so that load
+    changes hit both alike. Synthetic replay batches; the same for both."""
+    import torch
+
+    import learners.td3_mujoco as td3_learner
+
+    torch.set_num_threads(1)
+    args, obs_dim, act_dim, max_a = _task_shapes(job)
     fused_adam = td3_learner.adam
     learners = {}
     for variant, unroll in (("before", "steps"), ("after", "fused")):
@@ -477,23 +521,67 @@ def update_timing(job: Dict[str, Any], n: int = 40) -> Dict[str, Any]:
         torch.manual_seed(0)
         learners[variant] = td3_learner.TD3MujocoLearner(obs_dim, act_dim, max_a, args)
     td3_learner.adam = fused_adam
-    g = torch.Generator().manual_seed(0)
-    b = int(args.batch_size_transitions)
-    batch = {"obs": torch.randn(b, obs_dim, generator=g), "actions": torch.rand(b, act_dim, generator=g) * 2 - 1,
-             "rewards": torch.randn(b, 1, generator=g), "next_obs": torch.randn(b, obs_dim, generator=g),
-             "terminated": torch.zeros(b, 1)}
-    k = learners["after"].proxy_states_needed
-    proxy_obs = torch.randn(k, b, obs_dim, generator=g) if k else None
-    times: Dict[str, List[float]] = {"before": [], "after": []}
-    for i in range(n + 4):
-        for variant, ln in learners.items():
-            t0 = time.perf_counter()
-            ln.train_step(batch, proxy_obs)
-            if i >= 4:                                  # 4 warm-up rounds
-                times[variant].append((time.perf_counter() - t0) * 1000)
-    out = {f"{v}_median_ms": round(float(np.median(t)), 2) for v, t in times.items()}
+    batch, proxy_obs = _synthetic_batch(int(args.batch_size_transitions), obs_dim, act_dim,
+                                        learners["after"].proxy_states_needed)
+    ms = alternate_ms({v: (lambda ln=ln: ln.train_step(batch, proxy_obs)) for v, ln in learners.items()}, n)
+    out = {f"{v}_median_ms": t for v, t in ms.items()}
     out["ratio_before_over_after"] = round(out["before_median_ms"] / out["after_median_ms"], 2)
     return out
+
+
+def thread_timing(job: Dict[str, Any], threads: Sequence[int], n: int = 40) -> Dict[str, float]:
+    """Median ms of one ``train_step`` of ``job['config']`` (batch 256, synthetic batches) on each
+    torch thread count in ``threads``, one learner, the counts alternating call by call."""
+    import torch
+
+    from learners.td3_mujoco import TD3MujocoLearner
+
+    args, obs_dim, act_dim, max_a = _task_shapes(job)
+    torch.manual_seed(0)
+    learner = TD3MujocoLearner(obs_dim, act_dim, max_a, args)
+    batch, proxy_obs = _synthetic_batch(int(args.batch_size_transitions), obs_dim, act_dim,
+                                        learner.proxy_states_needed)
+
+    def step(k: int) -> Callable[[], None]:
+        def go() -> None:
+            torch.set_num_threads(k)
+            learner.train_step(batch, proxy_obs)
+        return go
+    ms = alternate_ms({str(k): step(k) for k in threads}, n)
+    torch.set_num_threads(1)
+    return ms
+
+
+def run_thread_scaling(a: argparse.Namespace) -> int:
+    """``--thread-scaling K ...``: one train_step's median ms per config at each thread count,
+    interleaved; prints a table and writes ``<--speed-tag>_threads.{json,md}``."""
+    configs = list(a.configs)
+    job = dict(config=configs[0], env=a.envs[0], seed=a.seeds[0], neuron=a.neuron, t_max=a.t_max,
+               start_steps=a.start_steps, test_interval=a.test_interval, test_nepisode=a.test_nepisode,
+               device=a.device, config_dir=a.config_dir)
+    threads = list(a.thread_scaling)
+    res = {c: thread_timing(dict(job, config=c), threads) for c in configs}
+    base_k = str(threads[0])
+    lines = [f"# Proxy Target update time per torch thread count ({a.envs[0]}, {a.neuron}, {a.device})", "",
+             "Median ms of one train_step (batch 256, synthetic batches), the thread counts alternating "
+             "call by call in one process; speed-up = ms at the first count / ms at this count. "
+             "Run it with the machine otherwise idle: other jobs take the extra threads' cores.", "",
+             "| config | " + " | ".join(f"{k} thread(s) ms" for k in threads) + " | "
+             + " | ".join(f"speed-up at {k}" for k in threads[1:]) + " |",
+             "|---|" + "---|" * (2 * len(threads) - 1)]
+    for c, ms in res.items():
+        lines.append(f"| {c} | " + " | ".join(str(ms[str(k)]) for k in threads) + " | "
+                     + " | ".join(f"{ms[base_k] / ms[str(k)]:.2f}" for k in threads[1:]) + " |")
+    lines += ["", "Command: `python benchmarks/proxy_target.py " + " ".join(sys.argv[1:]) + "`"]
+    base = os.path.join(RESULTS_DIR, a.speed_tag + "_threads")
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(base + ".json", "w") as f:
+        json.dump({"env": a.envs[0], "neuron": a.neuron, "device": a.device, "threads": threads,
+                   "median_ms": res}, f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
 
 
 def run_speed(a: argparse.Namespace) -> int:
@@ -596,9 +684,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="--speed: interleaved rounds")
     p.add_argument("--speed-train-steps", type=int, default=1000, help="--speed: training steps per run")
     p.add_argument("--speed-tag", default="proxy_target_speed", help="--speed: results file name")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per run (1: the speeds in the table; more for a run alone on the machine)")
+    p.add_argument("--thread-scaling", nargs="+", type=int, default=None, metavar="K",
+                   help="only measure one train_step's time per config at these thread counts, interleaved")
     a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error(f"--threads must be >= 1, got {a.threads}")
     if a.speed:
         return run_speed(a)
+    if a.thread_scaling:
+        if min(a.thread_scaling) < 1:
+            p.error(f"--thread-scaling counts must be >= 1, got {a.thread_scaling}")
+        return run_thread_scaling(a)
 
     runs = load_results(a.out)
     md_path = os.path.splitext(a.out)[0] + ".md"
@@ -606,7 +704,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         jobs = [dict(config=c, env=e, seed=s, neuron=a.neuron, t_max=a.t_max,
                      start_steps=a.start_steps, test_interval=a.test_interval,
                      test_nepisode=a.test_nepisode, device=a.device, time_limit=a.time_limit,
-                     config_dir=a.config_dir, work=a.work, save_every=a.save_every,
+                     config_dir=a.config_dir, work=a.work, save_every=a.save_every, threads=a.threads,
                      deadline_at=time.time() + a.deadline_s if a.deadline_s > 0 else None)
                 for e in a.envs for s in a.seeds for c in a.configs]
         if a.resume:

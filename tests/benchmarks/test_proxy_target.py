@@ -148,3 +148,32 @@ def test_a_stopped_grid_run_continues_exactly_with_resume(tmp_path, monkeypatch,
 def test_a_job_after_the_deadline_does_not_start(tmp_path):
     import time
     assert pt.run_one(_job(tmp_path, deadline_at=time.time() - 1)) == {"not_started": True}
+
+
+# ------------------------------------------------------------------ threads
+def test_runs_on_more_threads_are_left_out_of_the_speed_column():
+    runs = [record("td3_proxy", 1, CURVE_1), record("td3_proxy", 3, CURVE_2, torch_threads=2)]
+    row = next(line for line in pt.markdown_table(runs).splitlines() if line.startswith("| authors"))
+    assert row.endswith("| -/-/10 |")      # seed 1's 10 steps/s; seed 3 (30 steps/s on 2 threads) left out
+    assert "| 30 | 1,3 |" in row            # its returns still count
+
+
+def test_threads_reach_the_run_config(tmp_path):
+    assert pt.build_args(_job(tmp_path)).torch_threads == 1
+    assert pt.build_args(_job(tmp_path, threads=2)).torch_threads == 2
+    with pytest.raises(SystemExit):
+        pt.main(["--threads", "0", "--dry-run"])
+
+
+def test_alternate_ms_calls_the_variants_in_turn():
+    calls = []
+    ms = pt.alternate_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, n=3, warmup=2)
+    assert calls == ["a", "b"] * 5 and set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
+
+
+def test_thread_timing_times_one_learner_per_thread_count(tmp_path):
+    pytest.importorskip("mujoco")
+    import torch
+    ms = pt.thread_timing(_job(tmp_path), [1, 2], n=2)
+    assert set(ms) == {"1", "2"} and all(v > 0 for v in ms.values())
+    assert torch.get_num_threads() == 1
