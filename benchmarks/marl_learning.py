@@ -22,7 +22,10 @@ last one). ``--deadline-s`` sends SIGTERM: the run saves a last checkpoint with 
 the next safe point and stops (``--stop-grace-s`` later it is killed). Given again with ``--resume``,
 the same command reuses finished runs (COMPLETED record with the same config), continues an
 unfinished run from its newest complete checkpoint holding the replay (``checkpoint_path=``, an
-exact resume) and starts the rest from step 0. The records of all parts of a run are joined into
+exact resume) and starts the rest from step 0. A finished run whose folder is not on this machine
+(a new machine starts without ``--work``) is reused from its record in ``<out>/<tag>.json`` when
+the command that made it (rebuilt from the arguments stored there) has the same config, so a grid
+split over sessions on fresh machines neither trains it again nor drops it from the report. The records of all parts of a run are joined into
 one curve by ``src/results.py`` (``join_resumed``). Replays are removed from checkpoints once no
 longer needed (a finished run keeps its networks for the energy table; ``--keep-final-buffer``
 keeps its replay). ``--buffer-sizes MAP=N,...`` sets ``buffer_size`` per map (memory; see
@@ -125,16 +128,26 @@ def resumable(model_dir: Optional[str]) -> Optional[str]:
     return step_dir if has_part(step_dir, "buffer") else None
 
 
-def plan_job(job: Dict[str, Any], resume: bool) -> None:
+def plan_job(job: Dict[str, Any], resume: bool, stored: Optional[Dict[str, Any]] = None) -> None:
     """Decide how ``job`` runs: ``job["plan"]`` = ``reuse`` (a COMPLETED run with the same config
-    is there), ``resume`` (``--resume`` and an unfinished run with the same config left a
-    checkpoint holding its replay: ``job["resume_from"]`` = its model folder; also a finished run
-    whose last checkpoint kept its replay, when only ``t_max`` grew) or ``fresh``."""
+    is there, or, when none is, ``stored``: its record in ``<tag>.json`` (``stored_finished_runs``),
+    made by a command with the same config: ``job["stored"]``), ``resume`` (``--resume`` and an
+    unfinished run with the same config left a checkpoint holding its replay: ``job["resume_from"]``
+    = its model folder; also a finished run whose last checkpoint kept its replay, when only
+    ``t_max`` grew) or ``fresh``."""
     job["plan"], job["resume_from"] = "fresh", None
+    job.pop("stored", None)
     exp = read_experiment(job["root"])
+    wanted = expected_config(job["cmd"])
+    if stored is not None and (exp is None or exp.status != "COMPLETED"):
+        diff = config_differences(expected_config(stored["cmd"]), wanted)
+        if not diff:
+            job["plan"], job["stored"] = "reuse", stored
+            job["note"] = f"its record in {os.path.basename(stored['source'])}"
+            return
+        job["note"] = f"its record in {os.path.basename(stored['source'])} has another config ({'; '.join(diff[:4])})"
     if exp is None:
         return
-    wanted = expected_config(job["cmd"])
     diff = config_differences(exp.config, wanted)
     longer = diff == [d for d in diff if d.startswith("t_max:")] and diff and int(wanted["t_max"]) > int(
         exp.config["t_max"])
@@ -263,6 +276,71 @@ def parse_buffer_sizes(text: str) -> Dict[str, int]:
     return out
 
 
+FIXED_KEYS = {"save_model", "save_model_interval", "local_results_path", "checkpoint_path", "seed", "agent",
+              "t_max", "test_interval"}   # set per run by build_jobs
+
+
+def job_inputs(a: argparse.Namespace) -> Tuple[List[Tuple[str, List[str]]], List[str], Dict[str, int]]:
+    """``(variants, extra overrides of every run, buffer sizes per map)`` from the benchmark's
+    arguments (``a.variant``, ``a.with_args`` + ``a.with_overrides``, ``a.buffer_sizes``,
+    ``a.stop_at_level``); ValueError naming a bad variant, buffer size or fixed key."""
+    variants = [(v[0], list(v[1:])) for v in a.variant] if a.variant else [("", [])]
+    for name, overrides in variants:
+        bad = [o for o in overrides if "=" not in o]
+        if "=" in name or bad:
+            raise ValueError(f"--variant takes a name then KEY=VALUE overrides, got {[name] + overrides}")
+    buffer_sizes = parse_buffer_sizes(a.buffer_sizes)
+    extra = list(a.with_args) + list(getattr(a, "with_overrides", None) or [])
+    clash = [w for w in extra + [o for _, ov in variants for o in ov] if w.split("=", 1)[0] in FIXED_KEYS]
+    if clash:
+        raise ValueError(f"{clash} are set by the benchmark itself (use --t-max, --seeds, --agents, "
+                         f"--save-model-interval, ...); drop them")
+    if a.stop_at_level:
+        extra.append(f"stop_at_test_win_rate={a.level}")
+    return variants, extra, buffer_sizes
+
+
+def stored_finished_runs(out_dir: str, tag: str) -> Dict[Tuple[str, str, int], Dict[str, Any]]:
+    """The finished runs recorded in ``<out_dir>/<tag>.json``, keyed ``(map, label, seed)``: each
+    ``{"run", "curve", "cmd", "source"}`` with the command that made it, rebuilt from the stored
+    benchmark arguments (``with`` overrides are stored since they are kept as ``with_overrides``;
+    an older file counts as having none). A new machine has none of the runs' folders, so
+    ``--resume`` reuses these records instead of training the runs again."""
+    import json
+
+    path = os.path.join(out_dir, f"{tag}.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        data = json.load(f)
+    try:
+        a = argparse.Namespace(**dict({"with_args": [], "variant": None, "buffer_sizes": "",
+                                       "stop_at_level": False, "level": 0.9, "save_model_interval": 0},
+                                      **data["config"]))
+        jobs, _ = build_jobs(a, *job_inputs(a))
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"{path}: its stored arguments do not rebuild the runs' commands ({exc}); its runs are not "
+              f"reused", file=sys.stderr)
+        return {}
+    cmds = {(j["map"], j["agent"], j["seed"]): j["cmd"] for j in jobs}
+    found = {}
+    for key, group in data.get("groups", {}).items():
+        m, label = key.split("/", 1)
+        for run, curve in zip(group.get("runs", []), group.get("curves", [])):
+            k = (m, label, int(run["seed"]))
+            if run.get("status") == "COMPLETED" and k in cmds:
+                found[k] = {"run": run, "curve": curve, "cmd": cmds[k], "source": path}
+    return found
+
+
+def stored_record(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """A ``run_record``-like record of a stored finished run (``stored_finished_runs``)."""
+    curve = entry["curve"]
+    info = {k: list(curve[k]) for k in curve if k != "seed" and k != "T"}
+    info.setdefault("test_battle_won_mean_T", list(curve["T"]))
+    return dict(entry["run"], info=info, truncated=False)
+
+
 def build_jobs(a: argparse.Namespace, variants: List[Any], extra: List[str],
                buffer_sizes: Dict[str, int]) -> Tuple[List[Dict[str, Any]], List[Tuple[str, str]]]:
     """One job per (map, agent, variant, seed): its folder and its ``src/main.py`` command; and the
@@ -324,30 +402,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("with_args", nargs="*", help="extra key=value overrides for every run")
     options, after_with = split_with_args(sys.argv[1:] if argv is None else argv)
     a = p.parse_args(options)
-    variants = [(v[0], v[1:]) for v in a.variant] if a.variant else [("", [])]
-    for name, overrides in variants:
-        bad = [o for o in overrides if "=" not in o]
-        if "=" in name or bad:
-            p.error(f"--variant takes a name then KEY=VALUE overrides, got {[name] + overrides}")
+    a.with_overrides = list(after_with)     # stored in <tag>.json, so that its runs' commands can be rebuilt
     try:
-        buffer_sizes = parse_buffer_sizes(a.buffer_sizes)
+        variants, extra, buffer_sizes = job_inputs(a)
     except ValueError as exc:
         p.error(str(exc))
-    extra = list(a.with_args) + after_with
-    fixed = {"save_model", "save_model_interval", "local_results_path", "checkpoint_path", "seed", "agent",
-             "t_max", "test_interval"}
-    clash = [w for w in extra + [o for _, ov in variants for o in ov] if w.split("=", 1)[0] in fixed]
-    if clash:
-        p.error(f"{clash} are set by the benchmark itself (use --t-max, --seeds, --agents, "
-                f"--save-model-interval, ...); drop them")
-    if a.stop_at_level:
-        extra.append(f"stop_at_test_win_rate={a.level}")
     a.work = os.path.abspath(a.work)
 
     jobs, groups = build_jobs(a, variants, extra, buffer_sizes)
+    stored = stored_finished_runs(a.out, a.tag)
     pending = []
     for job in jobs:
-        plan_job(job, a.resume)
+        plan_job(job, a.resume, stored.get((job["map"], job["agent"], job["seed"])))
         if job["plan"] == "resume":
             job["cmd"] = job["cmd"] + [f"checkpoint_path={job['resume_from']}"]
         if job["plan"] != "reuse":
@@ -410,7 +476,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for j in (j for j in jobs if j["map"] == m and j["agent"] == agent):
             if "proc" in j and j["proc"].returncode != 0 and not j.get("interrupted"):
                 print(f"run failed: {' '.join(j['cmd'])} (see {j['root']}/stdout.log)", file=sys.stderr)
-            run = run_record(j)
+            run = stored_record(j["stored"]) if j.get("stored") else run_record(j)
             if run is not None:
                 runs.append(run)
         if not runs:

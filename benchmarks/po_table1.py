@@ -16,7 +16,8 @@ The final return is the last deterministic evaluation (``test_nepisode`` = 10 ep
 each cell from the runs at the largest budget found for it, with that budget and the seed count.
 
 Each finished run is written at once to ``<results-path>/runs/<env>_<core>_seed<s>_t<t_max>[_shortcut].json``;
-``--resume`` reuses those, so a grid can be split over several sessions; with ``--save-model``, a run
+``--resume`` reuses those, and the finished runs recorded in ``benchmarks/results/<tag>.json`` (a new
+machine has no ``runs/``), so a grid can be split over several sessions; with ``--save-model``, a run
 that was interrupted continues from its newest complete checkpoint
 (``<results-path>/models/po_table1_<algo>_<run file name>``, the loop's true resume) instead
 of starting again.
@@ -189,6 +190,23 @@ def run_name(job: Dict[str, Any]) -> str:
     for override in _variant(job):
         name += "_" + re.sub(r"[^A-Za-z0-9_.]+", "-", override.replace("=-", "-m").replace("=", "-"))
     return name
+
+
+def tag_runs(path: str) -> Dict[str, Dict[str, Any]]:
+    """The finished runs recorded in a ``<tag>.json`` (``{}`` if there is none), by ``run_name``. A
+    new machine starts without ``<results-path>/runs/``; ``--resume`` reuses these instead."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        record = json.load(f)
+    return {run_name(r): r for r in record.get("runs", []) if r.get("final_return") is not None}
+
+
+def same_networks(stored: Dict[str, Any], job: Dict[str, Any]) -> bool:
+    """Whether a stored run was made with the job's networks: the same ``po_shortcut`` (a run stored
+    before the key existed had none) and, where the run records it, the same ``po_head_init``."""
+    return (stored.get("po_shortcut", False) == job["po_shortcut"]
+            and stored.get("po_head_init", job.get("po_head_init")) == job.get("po_head_init"))
 
 
 def resumable_checkpoint(job: Dict[str, Any]) -> str:
@@ -378,8 +396,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="mlp core sees only the current observation (no previous action/reward), like "
                         "the Markovian baseline of Ni et al. 2022; default: same inputs as the other cores")
     p.add_argument("--resume", action="store_true",
-                   help="reuse finished runs found under <results-path>/runs/ (same env/core/seed/t_max); "
-                        "an unfinished run with a checkpoint (--save-model) continues from it")
+                   help="reuse finished runs found under <results-path>/runs/ or recorded in "
+                        "benchmarks/results/<tag>.json (same env/core/seed/t_max/networks/overrides); an "
+                        "unfinished run with a checkpoint (--save-model) continues from it")
     p.add_argument("--tag", default="po_table1", help="output name under benchmarks/results/")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra config overrides for every run (e.g. test_interval=2000)")
@@ -422,17 +441,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     deadline_at = time.time() + a.deadline_s if a.deadline_s > 0 else None
     run_dir = os.path.join(a.results_path, "runs")
     os.makedirs(run_dir, exist_ok=True)
+    recorded = tag_runs(os.path.join(out_dir, f"{a.tag}.json")) if a.resume else {}
     done: List[Dict[str, Any]] = []
     todo = []
     for j in jobs:
         path = os.path.join(run_dir, run_name(j) + ".json")
-        stored = None
+        stored, source = None, ""
         if a.resume and os.path.exists(path):
             with open(path) as f:
                 stored = json.load(f)
-        if stored is not None and stored.get("po_shortcut", False) == j["po_shortcut"]:
+        elif run_name(j) in recorded:
+            stored, source = recorded[run_name(j)], f" (its record in {a.tag}.json)"
+        if stored is not None and same_networks(stored, j):
             done.append(stored)
-            plan = "reuse"
+            plan = "reuse" + source
         else:
             if a.resume:
                 j["resume_from"] = resumable_checkpoint(j)

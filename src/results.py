@@ -51,12 +51,13 @@ from main import run_variant  # noqa: E402  (the run-name rule; one place for it
 WIN_METRIC = "test_battle_won_mean"
 RETURN_METRIC = "test_return_mean"
 
-# config keys that do not change what is trained or measured: left out of the identity
+# config keys that do not change what is trained or measured: left out of the identity (a top-level
+# key drops its whole subtree; a dotted key just that entry)
 BOOKKEEPING = frozenset({
     "seed", "name", "checkpoint_path", "load_step", "evaluate", "energy", "local_results_path",
     "use_tensorboard", "mongo_url", "mongo_db", "mongo_optional", "torch_threads", "save_model",
     "save_model_interval", "save_buffer", "log_interval", "runner_log_interval",
-    "learner_log_interval", "unique_token", "env_config_name",
+    "learner_log_interval", "unique_token", "env_config_name", "env_args.jax_cache_dir",
 })
 
 Curve = Tuple[np.ndarray, np.ndarray]
@@ -299,7 +300,7 @@ def flatten(config: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 def identity(config: Dict[str, Any]) -> Dict[str, str]:
     """The keys that define an experiment: the flat config minus ``BOOKKEEPING`` keys, as JSON text."""
     return {k: json.dumps(v, sort_keys=True) for k, v in sorted(flatten(config).items())
-            if k.split(".")[0] not in BOOKKEEPING}
+            if k not in BOOKKEEPING and k.split(".")[0] not in BOOKKEEPING}
 
 
 def method_label(config: Dict[str, Any]) -> str:

@@ -208,3 +208,10 @@ def test_report_renders_in_a_headless_browser(sacred, tmp_path):
     assert 'data-images-loaded="3/4"' in text and "1 plot(s) failed to load." in text
     assert text.count("<tr>") == 4 + 1 + 2  # summary rows + header, evaluations header + row
     assert "<td>qmix rnn t_max=300</td>" in text
+
+
+def test_identity_leaves_out_dotted_bookkeeping_keys_only():
+    base = {"lr": 0.001, "env_args": {"map_name": "3m", "jax_cache_dir": "a"}, "torch_threads": 1}
+    other = {"lr": 0.001, "env_args": {"map_name": "3m", "jax_cache_dir": "b"}, "torch_threads": 2}
+    assert results.identity(base) == results.identity(other) == {"env_args.map_name": '"3m"', "lr": "0.001"}
+    assert results.identity(base) != results.identity(dict(base, env_args={"map_name": "8m", "jax_cache_dir": "a"}))

@@ -221,3 +221,60 @@ def test_collect_writes_the_report_of_runs_on_disk_and_starts_none(tmp_path, mon
     group = json.load(open(out / "g.json"))["groups"]["3m/rnn"]
     assert [r["status"] for r in group["runs"]] == ["COMPLETED", "INTERRUPTED"]
     assert group["final_test_win_mean"] == pytest.approx((1.0 + 0.25) / 2) and group["truncated_runs"] == 1
+
+
+# --------------------------------------------------------------------------- records of a new machine
+def grid_argv(tmp_path, out, *more):
+    return ["--work", str(tmp_path / "work"), "--out", str(out), "--tag", "g", "--agents", "rnn", "--seeds", "1,2",
+            "--t-max", "1000", "--test-interval", "100", *more]
+
+
+def test_a_new_machine_reuses_the_finished_runs_of_the_stored_report(tmp_path, monkeypatch):
+    """Session 1 finishes seed 1 and stops seed 2; a new machine (no --work folder) reuses seed 1
+    from g.json, runs seed 2 again, and its report keeps both; another config reuses nothing."""
+    out = tmp_path / "out"
+    argv = grid_argv(tmp_path, out, "--collect", "with", "torch_threads=1", "env_args.jax_cache_dir=c")
+    a = types.SimpleNamespace(**dict(vars(grid_args(tmp_path / "work", seeds="1,2"))))
+    a.with_args, a.with_overrides, a.variant, a.buffer_sizes, a.stop_at_level = [], ["torch_threads=1",
+                                                                                     "env_args.jax_cache_dir=c"], None, "", False
+    jobs, _ = marl_learning.build_jobs(a, *marl_learning.job_inputs(a))
+    for job, status, wins in zip(jobs, ("COMPLETED", "INTERRUPTED"), ([0.5, 1.0], [0.0, 0.25])):
+        sacred_run(job, 1, status, marl_learning.expected_config(job["cmd"]), [0, 1000 if wins[1] == 1.0 else 100],
+                   wins, "tok", "2026-12-04T10:00:00", wall=20.0 if status == "COMPLETED" else None)
+    assert marl_learning.main(argv) == 0
+    stored = json.load(open(out / "g.json"))
+    assert stored["config"]["with_overrides"] == ["torch_threads=1", "env_args.jax_cache_dir=c"]
+
+    import shutil
+    shutil.rmtree(tmp_path / "work")                         # a new machine
+    found = marl_learning.stored_finished_runs(str(out), "g")
+    assert list(found) == [("3m", "rnn", 1)]                 # the unfinished seed 2 is not reusable
+    started = []
+
+    class Proc:
+        returncode = 0
+
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+            seed = int(next(c for c in cmd if c.startswith("seed=")).split("=")[1])
+            job = next(j for j in jobs if j["seed"] == seed)
+            sacred_run(job, 1, "COMPLETED", marl_learning.expected_config(cmd), [0, 1000], [0.0, 0.75], "tok2",
+                       "2026-12-05T10:00:00", wall=30.0)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(marl_learning.subprocess, "Popen", Proc)
+    monkeypatch.setattr(marl_learning.time, "sleep", lambda s: None)
+    # torch_threads is bookkeeping: another thread count still reuses seed 1
+    assert marl_learning.main(grid_argv(tmp_path, out, "--resume", "with", "torch_threads=2",
+                                        "env_args.jax_cache_dir=c")) == 0
+    assert len(started) == 1 and "seed=2" in started[0]
+    group = json.load(open(out / "g.json"))["groups"]["3m/rnn"]
+    assert [(r["seed"], r["status"]) for r in group["runs"]] == [(1, "COMPLETED"), (2, "COMPLETED")]
+    assert group["final_test_win_mean"] == pytest.approx((1.0 + 0.75) / 2)
+    assert group["curves"][0]["test_battle_won_mean"] == [0.5, 1.0]
+
+    job = dict(jobs[0], cmd=jobs[0]["cmd"] + ["lr=0.01"], root=str(tmp_path / "none"))
+    marl_learning.plan_job(job, True, found[("3m", "rnn", 1)])
+    assert job["plan"] == "fresh" and "g.json has another config (lr: 0.001 -> 0.01)" in job["note"]

@@ -275,3 +275,31 @@ def test_verdicts_compare_grsn_with_each_core_against_the_spread(tmp_path):
     assert po_table1.main(["--collect", "--out-dir", str(tmp_path)]) == 0
     assert "GRSN level with GRU" in open(tmp_path / "po_table1_all.md").read()
     assert json.load(open(tmp_path / "po_table1_all.json"))["verdicts"]["CartPole-P"]["grsn_vs"]["lif"]["diff"] == 35.0
+
+
+def test_a_new_machine_reuses_the_finished_runs_recorded_in_the_tag_file(tmp_path, monkeypatch):
+    """Session 1 finished gru and was stopped in grsn; a new machine has no <results-path>/runs/:
+    --resume reuses gru from po_table1_s.json, trains grsn only, and the record keeps both."""
+    done = dict(_run("Pendulum-P", "gru", 2, 50000, -300.0), variant=[], po_head_init="authors",
+                test_T=[0], test_return_mean=[1.0])
+    other_init = dict(done, core="lif", po_head_init="torch")           # made with other networks
+    json.dump({"runs": [done, other_init]}, open(tmp_path / "po_table1_s.json", "w"))
+    seen = []
+
+    def fake_run_one(job):
+        seen.append(job["core"])
+        return dict(_run(job["env"], job["core"], job["seed"], job["t_max"], -200.0), variant=[],
+                    po_head_init=job["po_head_init"], test_T=[0], test_return_mean=[1.0])
+
+    monkeypatch.setattr(po_table1, "run_one", fake_run_one)
+    argv = ["--envs", "Pendulum-P", "--cores", "gru,lif,grsn", "--seeds", "2", "--parallel", "1",
+            "--results-path", str(tmp_path / "new_machine"), "--out-dir", str(tmp_path), "--tag", "po_table1_s"]
+    assert po_table1.main(argv + ["--resume", "--dry-run"]) == 0
+    assert seen == []
+    assert po_table1.main(argv + ["--resume"]) == 0
+    assert seen == ["lif", "grsn"]
+    record = json.load(open(tmp_path / "po_table1_s.json"))
+    assert record["complete"] and sorted((r["core"], r["final_return"]) for r in record["runs"]) == [
+        ("grsn", -200.0), ("gru", -300.0), ("lif", -200.0)]
+    seen.clear()
+    assert po_table1.main(argv) == 0 and seen == ["gru", "lif", "grsn"]   # without --resume all train again
