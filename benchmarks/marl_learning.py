@@ -333,6 +333,21 @@ def stored_finished_runs(out_dir: str, tag: str) -> Dict[Tuple[str, str, int], D
     return found
 
 
+def outside_runs(stored: Dict[Tuple[str, str, int], Dict[str, Any]], jobs: List[Dict[str, Any]], work: str,
+                 tag: str) -> List[str]:
+    """The stored finished runs (``stored_finished_runs``) that are not among ``jobs`` and have no
+    COMPLETED run in their folder under ``work``: a report of ``jobs`` only would lose them."""
+    mine = {(j["map"], j["agent"], j["seed"]) for j in jobs}
+    lost = []
+    for (m, label, seed) in sorted(stored):
+        if (m, label, seed) in mine:
+            continue
+        exp = read_experiment(os.path.join(work, tag, f"{m}_{label.replace('/', '_')}_s{seed}"))
+        if exp is None or exp.status != "COMPLETED":
+            lost.append(f"{m} {label} seed {seed}")
+    return lost
+
+
 def stored_record(entry: Dict[str, Any]) -> Dict[str, Any]:
     """A ``run_record``-like record of a stored finished run (``stored_finished_runs``)."""
     curve = entry["curve"]
@@ -411,6 +426,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     jobs, groups = build_jobs(a, variants, extra, buffer_sizes)
     stored = stored_finished_runs(a.out, a.tag)
+    only_stored = outside_runs(stored, jobs, a.work, a.tag)
+    if only_stored and not a.dry_run:
+        p.error(f"{a.tag}.json records finished runs outside this call's grid that are not on this machine "
+                f"({', '.join(only_stored)}); this call's report would drop them. Give the whole grid's "
+                f"--maps/--agents/--seeds/--variant (those runs print 'reuse'), or another --tag")
     pending = []
     for job in jobs:
         plan_job(job, a.resume, stored.get((job["map"], job["agent"], job["seed"])))

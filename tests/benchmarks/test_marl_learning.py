@@ -278,3 +278,23 @@ def test_a_new_machine_reuses_the_finished_runs_of_the_stored_report(tmp_path, m
     job = dict(jobs[0], cmd=jobs[0]["cmd"] + ["lr=0.01"], root=str(tmp_path / "none"))
     marl_learning.plan_job(job, True, found[("3m", "rnn", 1)])
     assert job["plan"] == "fresh" and "g.json has another config (lr: 0.001 -> 0.01)" in job["note"]
+
+
+def test_a_partial_call_may_not_drop_stored_runs_that_only_the_report_holds(tmp_path, capsys):
+    out = tmp_path / "out"
+    a = types.SimpleNamespace(**dict(vars(grid_args(tmp_path / "work", seeds="1")), with_args=[],
+                                     with_overrides=[], variant=None, buffer_sizes="", stop_at_level=False))
+    job = marl_learning.build_jobs(a, *marl_learning.job_inputs(a))[0][0]
+    sacred_run(job, 1, "COMPLETED", marl_learning.expected_config(job["cmd"]), [0, 1000], [0.5, 1.0], "tok",
+               "2026-12-04T10:00:00", wall=20.0)
+    assert marl_learning.main(grid_argv(tmp_path, out, "--collect")) == 0      # g.json holds seed 1 (and seed 2: none)
+    part = grid_argv(tmp_path, out, "--dry-run")
+    part[part.index("1,2")] = "2"                                                # a call for seed 2 only
+    assert marl_learning.main(part) == 0                                         # seed 1 is still on disk: fine
+    import shutil
+    shutil.rmtree(tmp_path / "work")                                             # a new machine
+    assert marl_learning.main(part) == 0                                         # --dry-run writes nothing
+    with pytest.raises(SystemExit):
+        marl_learning.main([x for x in part if x != "--dry-run"])
+    assert "records finished runs outside this call's grid that are not on this machine (3m rnn seed 1)" in \
+        capsys.readouterr().err
