@@ -138,6 +138,8 @@ def plan_job(job: Dict[str, Any], resume: bool, stored: Optional[Dict[str, Any]]
     job["plan"], job["resume_from"] = "fresh", None
     job.pop("stored", None)
     exp = read_experiment(job["root"])
+    if exp is None and stored is None:
+        return
     wanted = expected_config(job["cmd"])
     if stored is not None and (exp is None or exp.status != "COMPLETED"):
         diff = config_differences(expected_config(stored["cmd"]), wanted)
@@ -342,7 +344,7 @@ def outside_runs(stored: Dict[Tuple[str, str, int], Dict[str, Any]], jobs: List[
     for (m, label, seed) in sorted(stored):
         if (m, label, seed) in mine:
             continue
-        exp = read_experiment(os.path.join(work, tag, f"{m}_{label.replace('/', '_')}_s{seed}"))
+        exp = read_experiment(run_root(work, tag, m, label, seed))
         if exp is None or exp.status != "COMPLETED":
             lost.append(f"{m} {label} seed {seed}")
     return lost
@@ -354,6 +356,11 @@ def stored_record(entry: Dict[str, Any]) -> Dict[str, Any]:
     info = {k: list(curve[k]) for k in curve if k != "seed" and k != "T"}
     info.setdefault("test_battle_won_mean_T", list(curve["T"]))
     return dict(entry["run"], info=info, truncated=False)
+
+
+def run_root(work: str, tag: str, m: str, label: str, seed: Any) -> str:
+    """The folder of one grid run: ``<work>/<tag>/<map>_<label>_s<seed>`` (``/`` in a label -> ``_``)."""
+    return os.path.join(work, tag, f"{m}_{label.replace('/', '_')}_s{seed}")
 
 
 def build_jobs(a: argparse.Namespace, variants: List[Any], extra: List[str],
@@ -368,7 +375,7 @@ def build_jobs(a: argparse.Namespace, variants: List[Any], extra: List[str],
                 label = f"{agent}/{vname}" if vname else agent
                 groups.append((m, label))
                 for seed in a.seeds.split(","):
-                    root = os.path.join(a.work, a.tag, f"{m}_{label.replace('/', '_')}_s{seed}")
+                    root = run_root(a.work, a.tag, m, label, seed)
                     cmd = [sys.executable, os.path.join(ROOT, "src", "main.py"), f"--config={a.config}",
                            "--env-config=smax", "with", f"agent={agent}", f"env_args.map_name={m}",
                            f"seed={seed}", f"t_max={a.t_max}", f"test_interval={a.test_interval}",

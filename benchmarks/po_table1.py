@@ -192,14 +192,21 @@ def run_name(job: Dict[str, Any]) -> str:
     return name
 
 
+def stored_runs(path: str) -> List[Dict[str, Any]]:
+    """The runs of a stored ``<tag>.json``, each with its ``variant`` (a run stored before variants
+    were recorded per run gets its file's training overrides)."""
+    with open(path) as f:
+        record = json.load(f)
+    return [r if "variant" in r else dict(r, variant=variant_of(record.get("overrides", [])))
+            for r in record.get("runs", [])]
+
+
 def tag_runs(path: str) -> Dict[str, Dict[str, Any]]:
     """The finished runs recorded in a ``<tag>.json`` (``{}`` if there is none), by ``run_name``. A
     new machine starts without ``<results-path>/runs/``; ``--resume`` reuses these instead."""
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        record = json.load(f)
-    return {run_name(r): r for r in record.get("runs", []) if r.get("final_return") is not None}
+    return {run_name(r): r for r in stored_runs(path) if r.get("final_return") is not None}
 
 
 def same_networks(stored: Dict[str, Any], job: Dict[str, Any]) -> bool:
@@ -289,11 +296,7 @@ def collect(results_dir: str) -> List[Dict[str, Any]]:
     for path in paths:
         if os.path.basename(path) == "po_table1_all.json":
             continue
-        with open(path) as f:
-            record = json.load(f)
-        for r in record.get("runs", []):
-            if "variant" not in r:  # runs stored before variants were recorded per run
-                r = dict(r, variant=variant_of(record.get("overrides", [])))
+        for r in stored_runs(path):
             found[run_name(r)] = r
     best: Dict[Any, int] = {}
     for r in found.values():

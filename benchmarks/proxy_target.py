@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import compare_seeds, relation  # noqa: E402
+from report import compare_seeds, relation, write_report  # noqa: E402
 from run_progress import StopAt, load_progress, save_progress  # noqa: E402  (benchmarks/run_progress.py)
 CONFIGS = ("td3", "td3_snn", "td3_proxy")
 LABELS = {"td3": "ANN TD3", "td3_snn": "vanilla SNN", "td3_proxy": "proxy-target SNN"}
@@ -573,14 +573,8 @@ def run_thread_scaling(a: argparse.Namespace) -> int:
         lines.append(f"| {c} | " + " | ".join(str(ms[str(k)]) for k in threads) + " | "
                      + " | ".join(f"{ms[base_k] / ms[str(k)]:.2f}" for k in threads[1:]) + " |")
     lines += ["", "Command: `python benchmarks/proxy_target.py " + " ".join(sys.argv[1:]) + "`"]
-    base = os.path.join(RESULTS_DIR, a.speed_tag + "_threads")
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    with open(base + ".json", "w") as f:
-        json.dump({"env": a.envs[0], "neuron": a.neuron, "device": a.device, "threads": threads,
-                   "median_ms": res}, f, indent=1)
-    with open(base + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(RESULTS_DIR, a.speed_tag + "_threads", {"env": a.envs[0], "neuron": a.neuron, "device": a.device,
+                                                         "threads": threads, "median_ms": res}, "\n".join(lines))
     return 0
 
 

@@ -303,3 +303,14 @@ def test_a_new_machine_reuses_the_finished_runs_recorded_in_the_tag_file(tmp_pat
         ("grsn", -200.0), ("gru", -300.0), ("lif", -200.0)]
     seen.clear()
     assert po_table1.main(argv) == 0 and seen == ["gru", "lif", "grsn"]   # without --resume all train again
+
+
+def test_a_tag_file_run_without_variant_takes_its_files_overrides():
+    """A run stored before variants were recorded per run belongs to its file's overrides: a
+    whole-episode record is not reused for (nor keyed as) the standard cell."""
+    import tempfile
+    run = _run("CartPole-V", "gru", 1, 11000, 190.0)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "po_table1_w.json")
+        json.dump({"overrides": ["sampled_seq_len=-1"], "runs": [run]}, open(path, "w"))
+        assert list(po_table1.tag_runs(path)) == ["CartPole-V_gru_seed1_t11000_shortcut_sampled_seq_len-m1"]
