@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from marl_learning import ROOT, steps_to_reach  # noqa: E402  (also puts src/ on sys.path)
+from marl_learning import CURVE_KEYS, ROOT, steps_to_reach  # noqa: E402  (also puts src/ on sys.path)
 from report import compare_means, relation, write_report  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -139,6 +139,7 @@ def collect_runs(records: Sequence[Dict[str, Any]]) -> Dict[Tuple[str, str], Dic
             meta = {r["seed"]: r for r in g.get("runs", [])}
             for c in g.get("curves", []):
                 run = dict(c, **meta.get(c["seed"], {}), source=rec["_path"],
+                           alg=str(rec.get("config", {}).get("config") or "qmix"),
                            with_args=list(rec.get("config", {}).get("with_args") or []))
                 cell = out.setdefault((m, label), {})
                 old = cell.get(c["seed"])
@@ -224,18 +225,37 @@ def _f(v: Optional[float], fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def plot_maps(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], out_dir: str,
-              metric_names: Sequence[str] = ("win_rate",)) -> List[Dict[str, str]]:
-    """One PNG per map and metric with ``results.plot_curves``: every run's sacred segments are
-    loaded and joined again (``results.join_resumed``), so the plot is the same data as the table."""
+def stored_experiments(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]]) -> List[Any]:
+    """One ``results.Experiment`` per stored run, built from the curves its record holds (each key's
+    steps are ``<key>_T``, else ``T``), so plots need no sacred folder: they draw on any machine
+    from the committed records alone, and show the same data as the tables. The config carries
+    what labels a plot row: ``qmix <agent>``, plus ``variant=<v>`` where one agent has several
+    rows on a map (``standard`` for the grid's own)."""
     import results
 
-    segs = [p for cell in runs.values() for r in cell.values() for p in r.get("segments", [])]
-    loaded = [x for x in (results.load_run(p) for p in segs if os.path.isdir(p)) if x is not None]
-    if not loaded:
-        return []
+    out = []
+    for (m, label), cell in sorted(runs.items()):
+        agent, _, variant = label.partition("/")
+        for seed, r in sorted(cell.items()):
+            config = {"config_name": r.get("alg", "qmix"), "agent": agent, "seed": seed,
+                      "env_args": {"map_name": m}, "variant": variant or "standard"}
+            curves = {k: (np.asarray(r.get(f"{k}_T", r["T"]), float), np.asarray(r[k], float))
+                      for k in CURVE_KEYS if r.get(k)}
+            rec = results.RunRecord(path=str(r.get("source", "")), status=str(r.get("status")), config=config,
+                                    curves=curves)
+            out.append(results.Experiment([rec], curves))
+    return out
+
+
+def plot_maps(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], out_dir: str,
+              metric_names: Sequence[str] = ("win_rate",)) -> List[Dict[str, str]]:
+    """One PNG per map and metric with ``results.plot_curves``, from the curves stored in the records
+    (``stored_experiments``). Each plot's ``path`` is relative to the repository root."""
+    import results
+
     specs = [s for s in results.PLOT_METRICS if s.name in metric_names]
-    return results.plot_curves(results.join_resumed(loaded), out_dir, specs)
+    plots = results.plot_curves(stored_experiments(runs), out_dir, specs)
+    return [dict(p, path=os.path.relpath(p["path"], ROOT)) for p in plots]
 
 
 def energy_command(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]], seed: int, tag: str) -> Optional[str]:
@@ -291,7 +311,8 @@ def cmd_table2(a: argparse.Namespace) -> int:
     lines += [f"- {m}: {v}" for m, v in verdicts.items()]
     plots = [] if a.no_plots else plot_maps(runs, os.path.join(a.out, f"{a.tag}_plots"))
     if plots:
-        lines += ["", "Learning curves: " + ", ".join(os.path.relpath(p["path"], a.out) for p in plots)]
+        lines += ["", "Learning curves: " + ", ".join(os.path.relpath(os.path.join(ROOT, p["path"]), a.out)
+                                                      for p in plots)]
     energy = energy_command(runs, a.energy_seed, f"{a.tag}_energy")
     lines += ["", "Table 4 from the trained checkpoints (seed %d): %s" % (a.energy_seed, energy or
                                                                           "no finished rnn/grsn run yet")]

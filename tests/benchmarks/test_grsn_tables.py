@@ -205,30 +205,39 @@ def test_plan_trains_only_the_notap_rows_on_a_table2_map():
     assert other["table3_8m"]["t_max"] == 1000000
 
 
-def test_firing_rates_over_training_and_plots_of_the_joined_runs(tmp_path):
-    # one sacred run per seed: the plot reloads these segments through src/results.py
-    segs = []
-    for seed in (1, 2):
-        d = tmp_path / "sacred" / str(seed)
-        d.mkdir(parents=True)
-        (d / "config.json").write_text(json.dumps({"run": "marl", "config_name": "qmix", "env": "smax",
-                                                   "agent": "grsn", "seed": seed, "env_args": {"map_name": "8m"}}))
-        (d / "run.json").write_text(json.dumps({"status": "COMPLETED", "start_time": "2026-12-04T10:00:00"}))
-        (d / "info.json").write_text(json.dumps({"test_battle_won_mean": [0.0, 0.5], "test_battle_won_mean_T": [0, 100],
-                                                 "spike_rate_mean": [0.0, 0.1], "spike_rate_mean_T": [0, 100]}))
-        segs.append(str(d))
+def test_firing_rates_over_training_and_plots_from_the_stored_curves(tmp_path):
+    # no sacred folder anywhere (as on a new machine): the plots draw the curves the record holds
     a, b = curve(1, [0, .5, .9], 25.0, 1.0, spikes=[0.0, 0.1, 0.2]), curve(2, [0, .3, .7], 25.0, 1.0,
                                                                            spikes=[0.0, 0.3, 0.2])
-    a[1]["segments"], b[1]["segments"] = [segs[0]], [segs[1]]
+    a[1]["segments"], b[1]["segments"] = [str(tmp_path / "gone" / "1")], [str(tmp_path / "gone" / "2")]
     src = record(tmp_path / "thr.json", {"8m/grsn": group(a, b), "8m/rnn": group(curve(1, [0, 1, 1], 20.0, 1.0))})
     out = tmp_path / "out"
     assert grsn_tables.main(["firing", "--inputs", src, "--out", str(out), "--tag", "fr"]) == 0
-    rows = json.loads((out / "fr.json").read_text())["rows"]
+    data = json.loads((out / "fr.json").read_text())
+    rows = data["rows"]
     assert list(rows) == ["8m/grsn"]  # rows without spike rates (the GRU) are left out
     assert rows["8m/grsn"]["spike_rate_mean"] == pytest.approx([0.0, 0.2, 0.2])
     assert rows["8m/grsn"]["test_win"] == pytest.approx([0.0, 0.4, 0.8])
     pngs = sorted(os.listdir(out / "fr_plots"))
     assert pngs == ["8m__spike_rate.png", "8m__win_rate.png"]
+    assert all(not os.path.isabs(p["path"]) for p in data["plots"])  # portable: relative to the repository
+
+
+def test_stored_experiments_carry_each_runs_curves_and_row_label():
+    import results
+
+    a = curve(1, [0, .5, .9], 25.0, 1.0)
+    a[0]["test_battle_won_mean_T"] = [0, 150, 300]  # a key's own steps win over T
+    runs = {("8m", "lif/notap"): {1: dict(a[0], **a[1], alg="qmix")}, ("8m", "lif"): {2: dict(curve(2, [0, 1, 1], 20.0, 1.0)[0])},
+            ("8m", "rnn"): {1: dict(curve(1, [0, 1, 1], 20.0, 1.0)[0])}}
+    exps = grsn_tables.stored_experiments(runs)
+    assert [e.first.scenario for e in exps] == ["8m", "8m", "8m"]
+    notap = next(e for e in exps if e.config["variant"] == "notap")
+    steps, wins = notap.curves["test_battle_won_mean"]
+    assert steps.tolist() == [0, 150, 300] and wins.tolist() == [0, .5, .9]
+    assert notap.curves["test_return_mean"][0].tolist() == [0, 100, 200]
+    labels = sorted(g["label"] for g in results.group_experiments(exps))
+    assert labels == ["qmix lif variant=notap", "qmix lif variant=standard", "qmix rnn"]
 
 
 def test_firing_uses_finished_runs_and_shows_the_tests_nearest_to_at(tmp_path):
