@@ -239,8 +239,7 @@ def stored_experiments(runs: Dict[Tuple[str, str], Dict[int, Dict[str, Any]]]) -
         for seed, r in sorted(cell.items()):
             config = {"config_name": r.get("alg", "qmix"), "agent": agent, "seed": seed,
                       "env_args": {"map_name": m}, "variant": variant or "standard"}
-            curves = {k: (np.asarray(r.get(f"{k}_T", r["T"]), float), np.asarray(r[k], float))
-                      for k in CURVE_KEYS if r.get(k)}
+            curves = results.curves_from_info(r, keys=CURVE_KEYS, default_steps=r["T"])
             rec = results.RunRecord(path=str(r.get("source", "")), status=str(r.get("status")), config=config,
                                     curves=curves)
             out.append(results.Experiment([rec], curves))

@@ -213,14 +213,23 @@ def read_curves(run_dir: str) -> Dict[str, Curve]:
         if curves:
             return curves
     info = _load_json(os.path.join(run_dir, "info.json"))
-    if isinstance(info, dict):
-        for key, values in info.items():
-            if key.endswith("_T") or not isinstance(values, list):
-                continue
-            steps = info.get(key + "_T")
-            if not isinstance(steps, list) or len(steps) != len(values):
-                steps = list(range(len(values)))
-            curves[key] = _series(steps, values)
+    return curves_from_info(info) if isinstance(info, dict) else curves
+
+
+def curves_from_info(info: Dict[str, Any], keys: Optional[Sequence[str]] = None,
+                     default_steps: Optional[Sequence[Any]] = None) -> Dict[str, Curve]:
+    """``{metric: (steps, values)}`` from a sacred info dict (``<key>``: values, ``<key>_T``: their
+    steps), only ``keys`` when given. A key without steps of its length takes ``default_steps``
+    when that has its length, else 0, 1, 2, ..."""
+    curves: Dict[str, Curve] = {}
+    for key, values in info.items():
+        if key.endswith("_T") or not isinstance(values, list) or (keys is not None and key not in keys):
+            continue
+        steps = info.get(key + "_T")
+        if not isinstance(steps, list) or len(steps) != len(values):
+            fallback = default_steps is not None and len(default_steps) == len(values)
+            steps = list(default_steps) if fallback else list(range(len(values)))
+        curves[key] = _series(steps, values)
     return curves
 
 
