@@ -208,7 +208,7 @@ def verdict(cells: Dict[str, Dict[str, Any]], seeds_planned: int = SEEDS_PLANNED
     compared = [c for c in (g, r, lif) if c]
     unfinished = sum(c["unfinished"] for c in compared)
     if unfinished:
-        return f"provisional ({unfinished} runs unfinished)"
+        return f"provisional ({unfinished} run{'s' if unfinished > 1 else ''} unfinished)"
     parts = []
     for name, other in (("GRU", r), ("LIF", lif)):
         if other:
