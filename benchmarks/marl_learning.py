@@ -128,6 +128,17 @@ def resumable(model_dir: Optional[str]) -> Optional[str]:
     return step_dir if has_part(step_dir, "buffer") else None
 
 
+def resume_point(exp: Any) -> Optional[str]:
+    """The model folder an unfinished run continues from: that of its newest part whose newest
+    checkpoint holds the replay. A part that died before saving one (e.g. killed while it loaded
+    the replay) is passed over for the part it resumed from. None when no part has one."""
+    for seg in reversed(exp.segments):
+        model_dir = model_dir_of(seg)
+        if resumable(model_dir):
+            return model_dir
+    return None
+
+
 def plan_job(job: Dict[str, Any], resume: bool, stored: Optional[Dict[str, Any]] = None) -> None:
     """Decide how ``job`` runs: ``job["plan"]`` = ``reuse`` (a COMPLETED run with the same config
     is there, or, when none is, ``stored``: its record in ``<tag>.json`` (``stored_finished_runs``),
@@ -162,26 +173,31 @@ def plan_job(job: Dict[str, Any], resume: bool, stored: Optional[Dict[str, Any]]
     elif exp.status == "COMPLETED":
         job["plan"] = "reuse"
     elif resume:
-        model_dir = model_dir_of(exp.segments[-1])
-        if resumable(model_dir):
+        model_dir = resume_point(exp)
+        if model_dir:
             job["plan"], job["resume_from"] = "resume", model_dir
         else:
             job["note"] = f"unfinished ({exp.status}) without a checkpoint holding its replay: starting again"
 
 
 def drop_spent_buffers(root: str, keep_final: bool = False) -> int:
-    """Remove the replay from checkpoints no longer needed to resume: those of every run a later
-    run resumed from, and (unless ``keep_final``) those of a finished run. Returns bytes freed."""
+    """Remove the replay from checkpoints no longer needed to resume: every one but that of the
+    run's ``resume_point`` (the newest part that saved a replay), and (unless ``keep_final``) that
+    too once the run finished. A part that died before saving a checkpoint leaves the replay it
+    resumed from in place, so a retry can still resume exactly. Returns bytes freed."""
     from utils.checkpoint import drop_part
 
     exp = read_experiment(root)
     if exp is None:
         return 0
-    spent = list(exp.segments[:-1]) + ([exp.segments[-1]] if exp.status == "COMPLETED" and not keep_final else [])
+    finished = exp.status == "COMPLETED"
+    keep = model_dir_of(exp.segments[-1]) if finished else resume_point(exp)
+    if finished and not keep_final:
+        keep = None
     freed = 0
-    for seg in spent:
+    for seg in exp.segments:
         model_dir = model_dir_of(seg)
-        if not model_dir or not os.path.isdir(model_dir):
+        if not model_dir or model_dir == keep or not os.path.isdir(model_dir):
             continue
         for step in os.listdir(model_dir):
             step_dir = os.path.join(model_dir, step)
@@ -253,9 +269,10 @@ RESUMED_LINE = "resumed at t_env"  # src/run/marl.py logs it once the checkpoint
 
 
 def still_loading(job: Dict[str, Any]) -> bool:
-    """Whether a resumed run is still loading its checkpoint. While it loads it holds its replay
-    twice (the allocated buffer and the loaded part), so no other run starts until it has
-    logged ``RESUMED_LINE`` (or exited): two resuming MMM2 runs at once would need ~23 GiB."""
+    """Whether a resumed run is still loading its checkpoint. No other run starts until it has
+    logged ``RESUMED_LINE`` (or exited): while it loads, its memory-mapped replay part fills the
+    page cache beside the allocated buffer, and before checkpoints were memory-mapped
+    (``utils.checkpoint.load_part``) two MMM2 runs resuming at once were OOM-killed (~24 GiB)."""
     if job.get("plan") != "resume" or job.get("loaded") or job["proc"].poll() is not None:
         return False
     try:

@@ -342,14 +342,19 @@ def _join_curves(earlier: Dict[str, Curve], later: Dict[str, Curve]) -> Dict[str
 def join_resumed(runs: Sequence[RunRecord]) -> List[Experiment]:
     """Chain each training run with the runs that resumed from its model folder.
 
-    A run resuming from a model folder that no loaded run saved stands alone (its curve starts
-    where it resumed). Evaluate-only runs are not passed here."""
+    When several runs resumed from the same folder, the newest one continues the chain: a retry
+    supersedes an attempt that died (e.g. killed while loading) or was given up, and the
+    superseded attempt stands alone. A run resuming from a model folder that no loaded run saved
+    stands alone too (its curve starts where it resumed). Evaluate-only runs are not passed here."""
     by_token = {r.model_token: r for r in runs if r.model_token}
     child_of: Dict[int, RunRecord] = {}
     roots = []
     for r in sorted(runs, key=lambda r: (r.start_time or datetime.datetime.min, r.path)):
         parent = by_token.get(r.resumes) if r.resumes else None
-        if parent is not None and parent is not r and id(parent) not in child_of:
+        if parent is not None and parent is not r:
+            superseded = child_of.get(id(parent))
+            if superseded is not None:
+                roots.append(superseded)
             child_of[id(parent)] = r
         else:
             roots.append(r)

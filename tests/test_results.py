@@ -123,6 +123,22 @@ def test_resumed_run_is_joined_into_one_curve(tmp_path):
     assert row["n_runs"] == 1 and row["return_mean"] == pytest.approx(9.0)
 
 
+def test_a_retry_from_the_same_checkpoint_supersedes_the_earlier_attempt(tmp_path):
+    root = tmp_path / "sacred"
+    write_run(root, 1, status="INTERRUPTED", steps=(0, 100, 200), ret=[0.0, 4.0, 6.0],
+              model_dir="results/models/qmix_rnn_tokA")
+    resume = {"checkpoint_path": "results/models/qmix_rnn_tokA"}
+    write_run(root, 2, status="RUNNING", steps=(150,), ret=[1.0], extra=resume, start="2026-12-01T11:00:00")
+    write_run(root, 3, steps=(150, 250), ret=[5.0, 9.0], extra=resume, start="2026-12-01T12:00:00")
+    experiments = results.join_resumed(results.load_runs([str(root)]))
+    assert sorted(len(e.segments) for e in experiments) == [1, 2]
+    joined = next(e for e in experiments if len(e.segments) == 2)
+    assert [s.status for s in joined.segments] == ["INTERRUPTED", "COMPLETED"]
+    assert joined.curves["test_return_mean"][1].tolist() == [0.0, 4.0, 5.0, 9.0]
+    # the abandoned attempt stands alone and, being unfinished, is left out of the default selection
+    assert results.select(results.load_runs([str(root)])).left_out == {"status RUNNING": 1}
+
+
 def test_resume_found_through_cout_token(tmp_path):
     root = tmp_path / "sacred"
     first = write_run(root, 1, status="INTERRUPTED", ret=[0.0, 4.0, 6.0])

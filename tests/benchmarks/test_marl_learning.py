@@ -166,6 +166,32 @@ def test_the_record_joins_both_parts_and_spent_replays_are_removed(tmp_path):
     assert len(rec["segments"]) == 3 and rec["info"]["test_battle_won_mean"][-1] == 1.0
 
 
+def test_an_attempt_killed_while_loading_keeps_the_replay_it_resumed_from(tmp_path):
+    """A resume attempt that dies before saving a checkpoint (OOM-killed while loading the
+    replay: sacred leaves it RUNNING, with no test point) must not cost the run its replay: the
+    next --resume continues from the same checkpoint and the record joins the retry, not the
+    dead attempt."""
+    job = one_job(tmp_path)
+    config = marl_learning.expected_config(job["cmd"])
+    sacred_run(job, 1, "INTERRUPTED", config, [0, 100], [0.0, 0.25], "tokA", "2026-12-04T10:00:00")
+    first = checkpoint(job, "tokA", 160)
+    resumed = dict(config, checkpoint_path=os.path.join(job["root"], "models", "tokA"))
+    sacred_run(job, 2, "RUNNING", resumed, [], [], "tokB", "2026-12-04T11:00:00")  # killed, no checkpoint
+    assert marl_learning.drop_spent_buffers(job["root"]) == 0 and has_part(first, "buffer")
+    marl_learning.plan_job(job, resume=True)
+    assert job["plan"] == "resume" and job["resume_from"] == os.path.join(job["root"], "models", "tokA")
+    sacred_run(job, 3, "INTERRUPTED", resumed, [200, 300], [0.5, 0.75], "tokC", "2026-12-04T12:00:00")
+    third = checkpoint(job, "tokC", 320)
+    assert marl_learning.drop_spent_buffers(job["root"]) > 0
+    assert not has_part(first, "buffer") and has_part(third, "buffer")
+    rec = marl_learning.run_record(job)
+    assert [os.path.basename(p) for p in rec["segments"]] == ["1", "3"]  # the dead attempt is not in the chain
+    assert rec["info"]["test_battle_won_mean_T"] == [0, 100, 200, 300]
+    assert rec["model_dir"] == os.path.join(job["root"], "models", "tokC")
+    marl_learning.plan_job(job, resume=True)
+    assert job["resume_from"] == os.path.join(job["root"], "models", "tokC")
+
+
 def test_a_larger_t_max_extends_a_finished_run_only_when_it_kept_its_replay(tmp_path):
     job = one_job(tmp_path)
     config = marl_learning.expected_config(job["cmd"])

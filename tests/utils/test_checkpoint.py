@@ -323,3 +323,19 @@ def test_drop_part_frees_the_replay_and_keeps_the_step_complete(tmp_path):
     assert sorted(json.load(open(os.path.join(step, "manifest.json")))["parts"]) == ["agent"]
     assert drop_part(step, "buffer") == 0
     assert find_checkpoint(str(tmp_path)) == (step, 50)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_loading_to_the_cpu_maps_the_file_copy_on_write(tmp_path):
+    """A resumed replay is copied into a buffer already allocated: the loaded part is
+    memory-mapped, so it adds page cache rather than a second anonymous copy; writes to it stay
+    private (the checkpoint on disk is never changed)."""
+    step = save_checkpoint(str(tmp_path / "m"), 5, {"buffer": {"w": torch.arange(4096.0)}})
+    path = os.path.realpath(os.path.join(step, "buffer.pt"))
+    state = load_part(path)
+    with open("/proc/self/maps") as fh:
+        assert path in fh.read()
+    state["w"][0] = -1.0
+    assert load_part(path)["w"][0] == 0.0
+    del state
+    assert load_part(path, map_location="meta")["w"].device.type == "meta"  # not mapped: other devices load as before
