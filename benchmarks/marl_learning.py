@@ -190,10 +190,10 @@ def drop_spent_buffers(root: str, keep_final: bool = False) -> int:
     exp = read_experiment(root)
     if exp is None:
         return 0
-    finished = exp.status == "COMPLETED"
-    keep = model_dir_of(exp.segments[-1]) if finished else resume_point(exp)
-    if finished and not keep_final:
-        keep = None
+    if exp.status != "COMPLETED":
+        keep = resume_point(exp)
+    else:
+        keep = model_dir_of(exp.segments[-1]) if keep_final else None
     freed = 0
     for seg in exp.segments:
         model_dir = model_dir_of(seg)
