@@ -16,6 +16,7 @@ from run.marl_iteration import TrainingIteration
 from utils.checkpoint import Checkpointer, find_checkpoint, loop_part, restore_buffer, restore_loop, restore_plain
 from utils.seeding import global_rng_state, set_global_rng_state
 from utils.logging import time_str
+from utils.optim import apply_config_lrs
 from utils.registry import lookup
 
 
@@ -115,6 +116,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
                 "elapsed_s": 0.0}
         if resume_from is not None:
             learner.load(resume_from, resume=True)
+            apply_config_lrs({"lr": (learner.optimiser, args.lr)}, logger.console.info)  # an lr= override counts
             runner.load_state_dict(restore_plain(resume_from, "runner"))
             loop.update(restore_loop(resume_from, logger))
             set_global_rng_state(restore_plain(resume_from, "rng"))

@@ -38,6 +38,7 @@ from utils.config import check_keys
 from utils.device import resolve_device
 from utils.checkpoint import (Checkpointer, find_checkpoint, load_checkpoint, loop_part, restore_buffer, restore_loop,
                               restore_plain)
+from utils.optim import apply_config_lrs
 from utils.registry import lookup
 from utils.seeding import global_rng_state, gym_env_rng_state, set_global_rng_state, set_gym_env_rng_state
 
@@ -139,6 +140,15 @@ def build(args: Any, env: Any, device: torch.device) -> Tuple[POActor, POTwinCri
     return actor, critic, learner
 
 
+def config_lrs(args: Any, learner: Any) -> Dict[str, Tuple[torch.optim.Optimizer, float]]:
+    """``{config key: (optimiser, lr)}`` of the learner's optimisers (``utils.optim.apply_config_lrs``)."""
+    out = {"actor_lr": (learner.actor_opt, float(args.actor_lr)),
+           "critic_lr": (learner.critic_opt, float(args.critic_lr))}
+    if hasattr(learner, "alpha_opt"):
+        out["alpha_lr"] = (learner.alpha_opt, float(args.alpha_lr))
+    return out
+
+
 def _log_test(logger: Any, returns: List[float], lengths: List[int], t_env: int) -> None:
     logger.log_stat("test_return_mean", float(np.mean(returns)), t_env)
     logger.log_stat("test_return_std", float(np.std(returns)), t_env)
@@ -205,6 +215,7 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
         "last_log": never, "last_save": 0, "ep_returns": [], "ep_lengths": [], "train_stats": {}}
     if resume_from is not None:
         load_checkpoint(resume_from, learner.parts(), map_location=device, required=tuple(learner.parts()))
+        apply_config_lrs(config_lrs(args, learner), logger.console.info)  # actor_lr=/critic_lr= overrides count
         loop.update(restore_loop(resume_from, logger))
         rng = restore_plain(resume_from, "rng")
         set_global_rng_state(rng["global"])

@@ -36,6 +36,7 @@ import torch
 from components.transition_replay import TransitionReplay
 from learners.td3_mujoco import TD3MujocoLearner, resolve_mode
 from utils.config import check_keys
+from utils.optim import apply_config_lrs
 from utils.checkpoint import (Checkpointer, find_checkpoint, load_checkpoint, loop_part, restore_buffer, restore_loop,
                               restore_plain)
 from utils.seeding import (generator_state, global_rng_state, gym_env_rng_state, set_generator_state,
@@ -272,6 +273,11 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
     loop: Dict[str, Any] = {"t_env": 0, "episode": 0, "ep_ret": 0.0, "ep_len": 0, "last_test": 0, "last_log": 0,
                             "last_save": 0, "ep_returns": [], "ep_lengths": [], "min_replay": batch_size}
     if resume_from is not None:
+        lrs = {"actor_lr": (learner.actor_optim, float(args.actor_lr)),
+               "critic_lr": (learner.critic_optim, float(args.critic_lr))}
+        if learner.proxy is not None:
+            lrs["proxy_lr"] = (learner.proxy_optim, float(args.proxy_lr))
+        apply_config_lrs(lrs, logger.console.info)   # lr overrides of a resumed run count
         saved = restore_loop(resume_from, logger)
         obs = saved.pop("obs").numpy()
         train_stats.update(saved.pop("train_stats"))

@@ -157,3 +157,104 @@ def test_a_diverged_run_never_becomes_the_newest_checkpoint(tmp_path, monkeypatc
     model_dir = tmp_path / "models" / "div"
     assert sorted(os.listdir(model_dir)) == ["60"]
     assert find_checkpoint(str(model_dir))[1] == 60
+
+
+# --------------------------------------------------------------------------------- lr overrides on resume
+class Console:
+    """A console stub keeping every line (info, warning, error)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, msg):
+        self.lines.append(msg)
+
+    warning = error = info
+
+
+def test_apply_config_lrs_sets_every_group_and_says_what_changed():
+    import torch
+    from utils.optim import apply_config_lrs
+
+    w1, w2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([{"params": [w1], "lr": 30.0}, {"params": [w2], "lr": 30.0}])
+    same = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    lines = []
+    changed = apply_config_lrs({"lr": (opt, 0.001), "critic_lr": (same, 0.5)}, lines.append)
+    assert [g["lr"] for g in opt.param_groups] == [0.001, 0.001]
+    assert changed == {"lr": ([30.0, 30.0], 0.001)}
+    assert lines == ["learning rate changed from the checkpoint's to this run's config: lr 30 -> 0.001"]
+    assert apply_config_lrs({"lr": (opt, 0.001)}, lines.append) == {} and len(lines) == 1
+
+
+def _opt_lrs(step_dir, part):
+    from utils.checkpoint import load_part
+    state = load_part(os.path.join(step_dir, f"{part}.pt"))
+    if part == "train_state":
+        return {k: [g["lr"] for g in state[k]["param_groups"]] for k in ("actor_optim", "critic_optim")}
+    return [g["lr"] for g in state["param_groups"]]
+
+
+def _newest_step(model_dir):
+    from utils.checkpoint import find_checkpoint
+    return find_checkpoint(str(model_dir))[0]
+
+
+def test_po_rl_lr_override_on_resume_takes_effect(tmp_path):
+    """Issue 48, defect 1: the loaded Adam state used to bring back the checkpoint's rates."""
+    from run.po_rl import run_po_rl
+    from test_po_rl_smoke import po_args
+
+    first = po_args(tmp_path, t_max=60, unique_token="first", actor_lr=0.03, critic_lr=0.03, po_updates_per_step=0.05,
+                    env_args={"key": "CartPole-V", "max_episode_steps": 20}, po_learner="sacd")
+    run_po_rl(first, Logger(console=Console()))
+    logger = Logger(console=Console())
+    second = po_args(tmp_path, t_max=100, unique_token="second", actor_lr=0.001, critic_lr=0.002,
+                     po_updates_per_step=0.05, env_args={"key": "CartPole-V", "max_episode_steps": 20},
+                     po_learner="sacd", checkpoint_path=str(tmp_path / "models" / "first"))
+    run_po_rl(second, logger)
+    step = _newest_step(tmp_path / "models" / "second")
+    assert _opt_lrs(step, "actor_opt") == [0.001] and _opt_lrs(step, "critic_opt") == [0.002]
+    assert "actor_lr 0.03 -> 0.001; critic_lr 0.03 -> 0.002" in "\n".join(logger.console.lines)
+
+
+def test_td3_mujoco_lr_override_on_resume_takes_effect(tmp_path):
+    pytest.importorskip("mujoco")
+    from run.td3_mujoco import run_td3_mujoco
+    from test_td3_mujoco_smoke import make_args as td3_args
+
+    kw = dict(start_steps=20, batch_size_transitions=8, test_interval=1000, test_nepisode=1,
+              mujoco_actor_hidden=[8], mujoco_critic_hidden=[8], env_args={"key": "InvertedPendulum-v4",
+                                                                         "max_episode_steps": 20})
+    run_td3_mujoco(td3_args(tmp_path, "ann", t_max=40, unique_token="first", actor_lr=0.05, critic_lr=0.05, **kw),
+                   Logger(console=Console()))
+    logger = Logger(console=Console())
+    run_td3_mujoco(td3_args(tmp_path, "ann", t_max=60, unique_token="second", actor_lr=0.001, critic_lr=0.002,
+                            checkpoint_path=str(tmp_path / "models" / "first"), **kw), logger)
+    lrs = _opt_lrs(_newest_step(tmp_path / "models" / "second"), "train_state")
+    assert lrs == {"actor_optim": [0.001], "critic_optim": [0.002]}
+    assert "actor_lr 0.05 -> 0.001; critic_lr 0.05 -> 0.002" in "\n".join(logger.console.lines)
+
+
+@pytest.mark.slow
+def test_marl_lr_override_on_resume_takes_effect(request, tmp_path):
+    pytest.importorskip("jaxmarl")
+    import run.marl as marl
+    from utils.config import build_config
+
+    def make_args(token, **kw):
+        cfg = build_config("qmix", "smax")
+        cfg.update(device="cpu", rnn_hidden_dim=8, mixing_embed_dim=8, hypernet_embed=8, batch_size_run=2,
+                   batch_size=2, buffer_size=8, test_nepisode=2, test_interval=10 ** 6, log_interval=10 ** 6,
+                   runner_log_interval=10 ** 6, learner_log_interval=10 ** 6, save_model_interval=10 ** 9,
+                   local_results_path=str(tmp_path), unique_token=token)
+        cfg["env_args"]["jax_cache_dir"] = str(request.config.cache.mkdir("smax_jax_cache"))
+        cfg.update(kw)
+        return SimpleNamespace(**cfg)
+
+    marl.run_marl(make_args("first", t_max=60, lr=30.0), Logger(console=Console()))
+    logger = Logger(console=Console())
+    marl.run_marl(make_args("second", t_max=120, lr=0.001, checkpoint_path=str(tmp_path / "models" / "first")),
+                  logger)
+    assert _opt_lrs(_newest_step(tmp_path / "models" / "second"), "opt") == [0.001]
+    assert "lr 30 -> 0.001" in "\n".join(logger.console.lines)
