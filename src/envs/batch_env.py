@@ -92,12 +92,16 @@ def check_actions(actions: np.ndarray, avail: np.ndarray, active: Optional[np.nd
         raise ValueError(f"actions must have shape [n_envs, n_agents] = [{n_envs}, {n_agents}], "
                          f"got {list(acts.shape)}")
     if not np.issubdtype(acts.dtype, np.integer):
-        if np.issubdtype(acts.dtype, np.floating) and np.all(acts == np.round(acts)):
+        # inf == round(inf), so finiteness is checked too (an inf would wrap to some action)
+        if (np.issubdtype(acts.dtype, np.floating) and np.all(np.isfinite(acts))
+                and np.all(acts == np.round(acts))):
             acts = acts.astype(np.int64)
         else:
             raise ValueError(f"actions must be integers, got dtype {acts.dtype}")
-    acts = acts.astype(np.int32, copy=False)
+    # range-check in 64 bits before narrowing: int32(2**32 + a) would wrap to a valid a
+    acts = acts.astype(np.int64, copy=False)
     if active is None and acts.size and 0 <= acts.min() and acts.max() < n_actions:  # fast path: all valid?
+        acts = acts.astype(np.int32)
         if avail.reshape(-1, n_actions)[np.arange(acts.size), acts.reshape(-1)].all():
             return acts
     in_range = (acts >= 0) & (acts < n_actions)
@@ -113,7 +117,7 @@ def check_actions(actions: np.ndarray, avail: np.ndarray, active: Optional[np.nd
         valid = np.flatnonzero(avail[e, a]).tolist()
         raise ValueError(f"env {e}, agent {a}: action {act} is not available (available: {valid}). "
                          f"Mask the action choice with avail_actions.")
-    return acts
+    return acts.astype(np.int32)
 
 
 class LoopedBatchEnv(BatchEnv):

@@ -386,3 +386,18 @@ def test_state_dict_continues_episodes_in_flight(env3m):
     state["n_resets"] = state["n_resets"][:2]
     with pytest.raises(ValueError, match="batch_size_run"):
         b.load_state_dict(state)
+
+
+def test_check_actions_refuses_inf_and_int64_that_wrap_in_int32():
+    """Issue 48 item 2: ``inf == round(inf)`` passed the float check and was played as action 0, and
+    an int64 ``2**32 + a`` wrapped to ``a`` in the int32 cast before the range check."""
+    avail = np.ones((1, 2, 6), dtype=np.uint8)
+    with pytest.raises(ValueError, match="integers"):
+        check_actions(np.array([[np.inf, 0.0]]), avail, None)
+    with pytest.raises(ValueError, match="integers"):
+        check_actions(np.array([[-np.inf, 0.0]]), avail, None)
+    with pytest.raises(ValueError, match=r"env 0, agent 0: action 4294967297 is out of range \[0, 6\)"):
+        check_actions(np.array([[2 ** 32 + 1, 0]], dtype=np.int64), avail, None)
+    with pytest.raises(ValueError, match=r"env 0, agent 1: action -4294967295 is out of range"):
+        check_actions(np.array([[0, -(2 ** 32) + 1]], dtype=np.int64), avail, np.array([True]))
+    np.testing.assert_array_equal(check_actions(np.array([[5, 1]], dtype=np.int64), avail, None), [[5, 1]])
