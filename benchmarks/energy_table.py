@@ -75,7 +75,7 @@ def build_args(alg: str, env: str, overrides: List[str]):
 
 
 def marl_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[str]) -> Dict[str, Any]:
-    from run.energy import marl_energy
+    from energy.evaluate import marl_energy
     from run.marl import build_marl
     from utils.checkpoint import find_checkpoint
     from utils.logging import Logger
@@ -96,7 +96,7 @@ def marl_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[st
 
 
 def po_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[str]) -> Dict[str, Any]:
-    from run.energy import collect_po_episodes, po_energy
+    from energy.evaluate import collect_po_episodes, po_energy
     from run.po_rl import EpisodeRunner, build, make_env
     from utils.checkpoint import find_checkpoint, load_checkpoint
     from utils.seeding import set_seed
@@ -127,7 +127,7 @@ def smac_structural(task: str, decisions: int) -> Dict[str, Any]:
     import torch
     from modules.agents import REGISTRY as AGENTS
     from modules.mixers.qmix import QMixer
-    from utils.energy import OpCounter
+    from energy.counting import OpCounter
 
     torch.manual_seed(0)
     n_in, n_actions, n_agents, n_state = SMAC_SHAPES[task]
@@ -194,7 +194,7 @@ def paper_row(task: str) -> Optional[Dict[str, Any]]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from utils.energy import format_table
+    from energy.table import format_table
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--marl-maps", nargs="*", default=["3m", "8m"])

@@ -78,7 +78,7 @@ def build_args(alg: str, env: str, overrides: List[str]):
 def marl_traces(args: Any, checkpoint: str, load_step: int, decisions: int):
     """(agent, {layer name: TraceRecorder}) after re-running the agent over greedy episodes."""
     from modules.neurons.base import SpikingLayer
-    from run.energy import collect_marl_episodes
+    from energy.evaluate import collect_marl_episodes
     from run.marl import build_marl
     from utils.checkpoint import find_checkpoint
     from utils.logging import Logger
@@ -121,7 +121,7 @@ def po_traces(args: Any, checkpoint: str, load_step: int, decisions: int):
     import torch
 
     from modules.neurons.base import SpikingLayer
-    from run.energy import _po_sequences, collect_po_episodes
+    from energy.evaluate import _po_sequences, collect_po_episodes
     from run.po_rl import EpisodeRunner, build, make_env
     from utils.checkpoint import find_checkpoint, load_checkpoint
     from utils.device import resolve_device

@@ -150,7 +150,7 @@ def ratio_to(rows: Dict[str, Dict[str, Any]], a: Tuple[str, str], b: Tuple[str, 
 
 def firing_rate(mac: BasicMAC, batch: EpisodeBatch) -> Optional[float]:
     """Mean firing rate of a spiking agent's layer over ``mac.unroll(batch)`` (None for rnn)."""
-    from modules.neurons import SpikeRecorder
+    from energy.recording import SpikeRecorder
 
     if not hasattr(mac.agent, "spiking"):
         return None

@@ -26,7 +26,7 @@ def run_test_episodes(args: Any, runner: Any, logger: Any) -> Optional[float]:
 
     Returns the test win rate."""
     from modules.neurons.base import SpikingLayer
-    from modules.neurons.recording import SpikeRecorder
+    from energy.recording import SpikeRecorder
 
     n_runs = max(1, math.ceil(args.test_nepisode / runner.n_envs))
     agent = runner.mac.agent
@@ -88,8 +88,8 @@ def run_marl(args: Any, logger: Any) -> None:
             logger.console.warning("evaluate=True without checkpoint_path: testing an untrained network")
         if args.evaluate:
             if args.energy:
-                from run.energy import report_marl_energy
-                report_marl_energy(args, runner, learner, logger)
+                from energy.evaluate import report_energy
+                report_energy("marl", args, logger, runner=runner, learner=learner)
             run_test_episodes(args, runner, logger)
             logger.print_recent_stats()
             return

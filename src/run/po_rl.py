@@ -180,8 +180,8 @@ def run_po_rl(args: Any, logger: Any) -> None:
         if step_dir is not None:
             load_checkpoint(step_dir, {"actor": actor, "critic": critic}, map_location=device, required=("actor",))
         if args.energy:
-            from run.energy import collect_po_episodes, report_po_energy
-            report_po_energy(args, actor, collect_po_episodes(test_runner), logger, critic=critic, t_env=t_loaded)
+            from energy.evaluate import report_energy
+            report_energy("po_rl", args, logger, t_loaded, actor=actor, critic=critic, episode_runner=test_runner)
         elif step_dir is None:
             raise ValueError("evaluate=True needs checkpoint_path=<results/models/<token>> to load an actor.")
         returns, lengths = evaluate(test_runner, int(args.test_nepisode))

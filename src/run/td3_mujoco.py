@@ -14,7 +14,7 @@ the last 5 evaluations), ``return_mean``, ``ep_length_mean``, ``critic_loss``, `
 ``q_taken_mean``, ``target_mean``, ``proxy_loss``, ``proxy_loss_first``, ``target_shift``
 (with ``target_shift_states`` > 0), ``test_firing_rate`` (snn/proxy), ``steps_per_sec``.
 ``evaluate=True energy=True`` also counts the actor's operations on the evaluation states
-(``run.energy.report_popsan_energy``).
+(``energy.evaluate.report_energy``).
 
 Checkpoints (``save_model``): ``actor.pt`` (the deployable actor, nothing else),
 ``train_state.pt`` (critic, targets or proxy, optimisers, update count), ``loop.pt`` and ``rng.pt``
@@ -236,8 +236,8 @@ def run_td3_mujoco(args: Any, logger: Any) -> None:
     if args.evaluate:
         mean = tester(t_loaded)
         if getattr(args, "energy", False):
-            from run.energy import report_popsan_energy
-            report_popsan_energy(args, learner.actor, tester.last_states, logger, t_loaded)
+            from energy.evaluate import report_energy
+            report_energy("td3_mujoco", args, logger, t_loaded, actor=learner.actor, states=tester.last_states)
         logger.print_recent_stats()
         logger.console.info(f"evaluation over {args.test_nepisode} episodes: return {mean:.2f}")
         env.close()

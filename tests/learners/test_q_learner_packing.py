@@ -99,7 +99,7 @@ def test_packed_equals_padded_loss_stats_and_grads(kw):
 
 def test_spiking_case_really_fires():
     pad, _ = _pair(agent="grsn")
-    from modules.neurons import SpikeRecorder
+    from energy.recording import SpikeRecorder
     with torch.no_grad(), SpikeRecorder(pad.mac.agent, membrane_samples=0) as rec:
         pad.mac.unroll(_batch())
     assert 0.02 < rec.stats()["spiking"]["firing_rate"] < 0.98

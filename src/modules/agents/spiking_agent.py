@@ -9,7 +9,7 @@
 
 ``forward`` uses the layer's reference ``step``; ``forward_seq`` uses the fused ``integrate``
 (one matmul for all steps + element-wise kernel) and equals repeated ``forward``.
-Spike counts: ``modules.neurons.SpikeRecorder(agent)``; ``self.spiking.steps_per_decision``
+Spike counts: ``energy.recording.SpikeRecorder(agent)``; ``self.spiking.steps_per_decision``
 is ``snn_T`` without TAP so the recorder counts decisions correctly.
 """
 from __future__ import annotations

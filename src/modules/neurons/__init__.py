@@ -3,16 +3,15 @@ beta_learnable=None, surrogate_alpha=2.0, reset=None)``; ``None`` picks the neur
 (lif: fixed beta, hard reset; grsn: learnable beta, soft reset).
 
 Use ``utils.registry.lookup(REGISTRY, name, what="neuron")`` for a clear error on a bad name.
-Spike statistics: ``with SpikeRecorder(module) as rec: ...`` (see ``recording.py``).
+Spike statistics: ``with energy.recording.SpikeRecorder(module) as rec: ...`` (the layer above).
 """
 from .base import SpikingLayer
 from .grsn import GRSNLayer
 from .lif import LIFLayer
-from .recording import SpikeRecorder
 from .surrogate import SURROGATES, spike
 
 REGISTRY = {}
 REGISTRY["lif"] = LIFLayer
 REGISTRY["grsn"] = GRSNLayer
 
-__all__ = ["REGISTRY", "SpikingLayer", "LIFLayer", "GRSNLayer", "SpikeRecorder", "SURROGATES", "spike"]
+__all__ = ["REGISTRY", "SpikingLayer", "LIFLayer", "GRSNLayer", "SURROGATES", "spike"]

@@ -84,7 +84,7 @@ class SpikingLayer(nn.Module):
         self.linear = nn.Linear(self.input_dim, self.proj_dim)
         # neuron steps that make one decision (set by agents that rate-code without TAP)
         self.steps_per_decision = 1
-        self._recorders: List = []  # filled by recording.SpikeRecorder; empty = no cost
+        self._recorders: List = []  # filled by energy.recording.SpikeRecorder; empty = no cost
 
     def __getstate__(self):
         # copies (deepcopy for target networks, pickling) start without attached recorders

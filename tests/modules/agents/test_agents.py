@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modules.agents import REGISTRY, SpikingAgent
-from modules.neurons import SpikeRecorder
+from energy.recording import SpikeRecorder
 from utils.registry import RegistryError, lookup
 
 D = torch.float64

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from modules.neurons import GRSNLayer, LIFLayer, SpikeRecorder
+from energy.recording import SpikeRecorder
+from modules.neurons import GRSNLayer, LIFLayer
 
 D = torch.float64
 

@@ -4,7 +4,8 @@ import copy
 import pytest
 import torch
 
-from modules.neurons import REGISTRY, SpikeRecorder, scan
+from energy.recording import SpikeRecorder
+from modules.neurons import REGISTRY, scan
 from utils.registry import RegistryError, lookup
 
 D = torch.float64

@@ -1,4 +1,4 @@
-"""Spike recording for firing-rate logging and energy estimation.
+"""Spike recording for firing-rate logging and energy estimation (hooks on ``modules.neurons`` layers).
 
 Neurons never return statistics through ``forward``. Instead::
 
@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from .base import SpikingLayer
+from modules.neurons.base import SpikingLayer
 
 
 class LayerRecord:

@@ -1,4 +1,4 @@
-"""Exact operation counts of utils.energy on hand-built networks with known spike patterns."""
+"""Exact operation counts of energy.counting on hand-built networks with known spike patterns."""
 from types import SimpleNamespace
 
 import pytest
@@ -7,8 +7,8 @@ from torch import nn
 
 from modules.agents import REGISTRY as AGENT_REGISTRY
 from modules.mixers.qmix import QMixer
-from utils.energy import (E_AC_PJ, E_MAC_PJ, OpCounter, SpikeInput, format_table, gru_macs,
-                          linear_macs, sop, table4_row, TABLE4_COLUMNS)
+from energy.counting import E_AC_PJ, E_MAC_PJ, OpCounter, SpikeInput, gru_macs, linear_macs, sop
+from energy.table import TABLE4_COLUMNS, format_table, table4_row
 
 
 def _hand_spiking_agent(neuron="lif", tap=True, snn_T=4, threshold=1.0):
@@ -162,7 +162,7 @@ def _marl_args(agent):
 def test_count_marl_ops_uses_filled_steps_only():
     from components.episode_buffer import EpisodeBatch
     from controllers.basic_controller import BasicMAC
-    from run.energy import count_marl_ops
+    from energy.evaluate import count_marl_ops
 
     env_info = {"n_agents": 2, "n_actions": 5, "obs_shape": 4, "state_shape": 6}
     batch = EpisodeBatch.zeros(2, 7, 2, 4, 6, 5)
@@ -186,7 +186,7 @@ def test_count_marl_ops_uses_filled_steps_only():
 def test_count_po_ops_actor_and_critic_gru_match_paper_rnn_column():
     from modules.agents.po_actor import POActor
     from modules.critics.po_critic import POTwinCritic
-    from run.energy import count_po_ops
+    from energy.evaluate import count_po_ops
 
     args = SimpleNamespace(agent="gru", po_obs_embed=32, po_action_embed=8, po_reward_embed=8,
                            po_hidden_dim=128, po_head_layers=[128, 128], po_shortcut=False)
@@ -207,7 +207,7 @@ def test_count_po_ops_actor_and_critic_gru_match_paper_rnn_column():
 def test_count_po_ops_spiking_critic_keeps_action_columns_as_mac():
     from modules.agents.po_actor import POActor
     from modules.critics.po_critic import POTwinCritic
-    from run.energy import count_po_ops
+    from energy.evaluate import count_po_ops
 
     args = SimpleNamespace(agent="grsn", po_obs_embed=4, po_action_embed=2, po_reward_embed=2,
                            po_hidden_dim=6, po_head_layers=[5], snn_threshold=0.05, po_shortcut=False)
@@ -243,7 +243,7 @@ PO_TASKS = {"Pendulum-P": (2, 1, False), "Pendulum-V": (1, 1, False), "CartPole-
 def _po_nets_and_ops(agent, task):
     from modules.agents.po_actor import POActor
     from modules.critics.po_critic import POTwinCritic
-    from run.energy import count_po_ops
+    from energy.evaluate import count_po_ops
 
     obs_dim, act_dim, discrete = PO_TASKS[task]
     args = SimpleNamespace(agent=agent, po_obs_embed=32, po_action_embed=8, po_reward_embed=8,

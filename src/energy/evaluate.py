@@ -1,15 +1,21 @@
 """Energy estimation of trained (or freshly initialised) agents on real episodes (paper Sec. 5.4).
 
-* MARL (``evaluate=True energy=True``, called by ``run.marl``): ``report_marl_energy`` plays greedy
-  test episodes until at least ``ENERGY_DECISIONS`` (1024) agent decisions are collected,
-  re-runs the agent over each episode (only its filled steps) with an ``utils.energy.OpCounter``
-  attached, counts the QMIX mixer per environment step, prints the Table-4 row, logs
-  ``energy_*`` stats and stores the whole result under ``run.info["energy"]`` of the sacred run.
+The run loops call one entry, ``report_energy(loop, args, logger, ...)`` (``evaluate=True
+energy=True``); it dispatches to:
+
+* MARL (``run.marl``): ``report_marl_energy`` plays greedy test episodes until at least
+  ``ENERGY_DECISIONS`` (1024) agent decisions are collected, re-runs the agent over each episode
+  (only its filled steps) with an ``energy.counting.OpCounter`` attached, counts the QMIX mixer
+  per environment step, prints the Table-4 row, logs ``energy_*`` stats and stores the whole
+  result under ``run.info["energy"]`` of the sacred run.
 * Single-agent control (``run.po_rl``): ``collect_po_episodes`` + ``report_po_energy`` do the
   same for a PO actor (and optionally its critic, the paper's PO-Ctrl convention).
+* PopSAN (``run.td3_mujoco``): ``report_popsan_energy`` on the evaluation states.
 
-Counting conventions: see ``utils.energy``. All numbers are per decision step: one agent's
-forward pass on one observation; the mixer column is per environment step.
+This module takes the run loops' objects (runner, learner, actor, ...) as arguments and imports
+nothing of ``run`` or ``main``. Counting conventions: ``energy.counting`` (``energy_convention``
+picks ours or the paper's); memory-aware energy: ``energy.memory``. All numbers are per decision
+step: one agent's forward pass on one observation; the mixer column is per environment step.
 """
 from __future__ import annotations
 
@@ -18,9 +24,25 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from utils.energy import OpCounter, OpsSummary, TABLE4_COLUMNS, format_table, table4_row
+from energy.counting import OpCounter, OpsSummary, check_convention
+from energy.memory import DEFAULT_MEMORY_MODEL, memory_summary
+from energy.table import TABLE4_MEMORY_COLUMNS, format_table, table4_row
 
 ENERGY_DECISIONS = 1024  # agent decisions (sampled inputs) to average over, as in the paper
+
+
+def convention_of(args: Any) -> str:
+    """``args.energy_convention`` (default ``"ours"``), checked."""
+    return check_convention(str(getattr(args, "energy_convention", "ours") or "ours"))
+
+
+def with_memory(ops: OpsSummary) -> Dict[str, Any]:
+    """``ops.as_dict()`` plus ``memory`` (``energy.memory.memory_summary``) and ``energy_mem_kpj``
+    (compute + memory under the default memory model)."""
+    out = ops.as_dict()
+    out["memory"] = memory_summary(ops)
+    out["energy_mem_kpj"] = out["memory"]["models"][DEFAULT_MEMORY_MODEL]["total_pj"] / 1e3
+    return out
 
 
 def _source(args: Any) -> str:
@@ -35,6 +57,7 @@ def _store(logger: Any, result: Dict[str, Any], t_env: int) -> None:
     logger.log_stat("energy_rnn_kops", ops["rnn_k"], t_env)
     logger.log_stat("energy_snn_kops", ops["snn_k"], t_env)
     logger.log_stat("energy_kpj", ops["energy_kpj"], t_env)
+    logger.log_stat("energy_mem_kpj", ops["energy_mem_kpj"], t_env)
     logger.log_stat("energy_firing_rate", ops["firing_rate"], t_env)
     if result.get("mixer") is not None:
         logger.log_stat("energy_mixer_kops", result["mixer"]["mac_ops"] / 1e3, t_env)
@@ -70,7 +93,8 @@ def collect_marl_episodes(runner: Any, min_decisions: int = ENERGY_DECISIONS,
 
 @torch.no_grad()
 def count_marl_ops(mac: Any, batches: Sequence[Any], mixer: Optional[torch.nn.Module] = None,
-                   membrane_samples: int = 0) -> Tuple[OpsSummary, Optional[OpsSummary], Dict[str, Any]]:
+                   membrane_samples: int = 0, convention: str = "ours"
+                   ) -> Tuple[OpsSummary, Optional[OpsSummary], Dict[str, Any]]:
     """Run ``mac.agent`` over every episode of ``batches`` (filled steps only, fresh hidden state,
     inputs as ``mac.build_inputs`` makes them) and ``mixer`` over their states.
 
@@ -80,8 +104,8 @@ def count_marl_ops(mac: Any, batches: Sequence[Any], mixer: Optional[torch.nn.Mo
     agent = mac.agent
     device = next(agent.parameters()).device
     n_agents, n_actions = mac.n_agents, mac.n_actions
-    counter = OpCounter(agent, membrane_samples=membrane_samples)
-    mix_counter = OpCounter(mixer) if mixer is not None else None  # VDN: no parameters, 0 MAC
+    counter = OpCounter(agent, membrane_samples=membrane_samples, convention=convention)
+    mix_counter = OpCounter(mixer, convention=convention) if mixer is not None else None  # VDN: 0 MAC
     lengths: List[int] = []
     for batch in batches:
         onehot = batch.actions_onehot(n_actions)
@@ -115,15 +139,18 @@ def count_marl_ops(mac: Any, batches: Sequence[Any], mixer: Optional[torch.nn.Mo
 def marl_energy(args: Any, runner: Any, learner: Any, min_decisions: int = ENERGY_DECISIONS) -> Dict[str, Any]:
     """Collect episodes and count; the JSON-friendly result with the Table-4 row and text."""
     batches = collect_marl_episodes(runner, min_decisions)
-    agent_ops, mixer_ops, info = count_marl_ops(runner.mac, batches, getattr(learner, "mixer", None))
+    convention = convention_of(args)
+    agent_ops, mixer_ops, info = count_marl_ops(runner.mac, batches, getattr(learner, "mixer", None),
+                                                convention=convention)
     env_name = str(args.env_args.get("map_name", args.env)) if isinstance(getattr(args, "env_args", None), dict) else str(args.env)
-    row = table4_row(env_name, str(args.agent), agent_ops, mixer_ops)
-    if not getattr(args, "tap", True) and str(args.agent) != "rnn":
-        row["agent"] = f"{args.agent} (no TAP, T={args.snn_T})"
-    table = format_table([row], TABLE4_COLUMNS)
+    agent = str(args.agent)
+    if not getattr(args, "tap", True) and agent != "rnn":
+        agent = f"{args.agent} (no TAP, T={args.snn_T})"
+    row = table4_row(env_name, agent, agent_ops, mixer_ops)
+    table = format_table([row], TABLE4_MEMORY_COLUMNS)
     return {"source": _source(args), "checkpoint_loaded": bool(getattr(args, "checkpoint_path", "")),
-            "env": env_name, "agent_name": str(args.agent), "row": row, "table": table,
-            "agent": agent_ops.as_dict(), "mixer": mixer_ops.as_dict() if mixer_ops is not None else None,
+            "env": env_name, "agent_name": str(args.agent), "convention": convention, "row": row, "table": table,
+            "agent": with_memory(agent_ops), "mixer": with_memory(mixer_ops) if mixer_ops is not None else None,
             "team_step_kpj": agent_ops.energy_pj * runner.mac.n_agents / 1e3, **info}
 
 
@@ -138,7 +165,7 @@ def report_marl_energy(args: Any, runner: Any, learner: Any, logger: Any) -> Dic
     lines = [f"energy estimate (GRSN paper Table 4 layout), {result['source']}",
              f"averaged over {result['decisions']} agent decisions from {result['episodes']} greedy "
              f"episodes (mean length {result['mean_ep_length']:.1f}); per agent decision, mixer per "
-             f"env step; MAC 4.6 pJ, AC 0.9 pJ",
+             f"env step; MAC 4.6 pJ, AC 0.9 pJ; memory: {DEFAULT_MEMORY_MODEL} (docs/energy.md)",
              result["table"],
              f"firing rate {ops['firing_rate']:.4f}; MAC {ops['mac_ops']:.0f}, AC {ops['ac_ops']:.1f} per "
              f"decision; all {runner.mac.n_agents} agents per env step: {result['team_step_kpj']:.2f} KpJ"]
@@ -180,13 +207,14 @@ def _po_sequences(ep: Dict[str, np.ndarray], act_dim: int, discrete: bool, devic
 
 @torch.no_grad()
 def count_po_ops(actor: Any, episodes: Sequence[Dict[str, np.ndarray]], critic: Optional[Any] = None,
-                 membrane_samples: int = 0) -> Tuple[OpsSummary, Optional[OpsSummary], Dict[str, Any]]:
+                 membrane_samples: int = 0, convention: str = "ours"
+                 ) -> Tuple[OpsSummary, Optional[OpsSummary], Dict[str, Any]]:
     """Unroll ``actor`` (a ``POActor``) over each episode from a zero state; the critic (a
     ``POTwinCritic``, optional) too, on the actions taken. Returns (actor ops, critic ops or
     None, info) per decision step."""
     device = next(actor.parameters()).device
-    a_counter = OpCounter(actor, membrane_samples=membrane_samples)
-    c_counter = OpCounter(critic) if critic is not None else None
+    a_counter = OpCounter(actor, membrane_samples=membrane_samples, convention=convention)
+    c_counter = OpCounter(critic, convention=convention) if critic is not None else None
     steps = 0
     for ep in episodes:
         obs, prev_act, prev_rew, act = _po_sequences(ep, actor.act_dim, actor.discrete, device)
@@ -211,19 +239,21 @@ def po_energy(args: Any, actor: Any, episodes: Sequence[Dict[str, np.ndarray]],
               critic: Optional[Any] = None) -> Dict[str, Any]:
     """Count and build the JSON-friendly result (rows for the actor and, with a critic,
     actor + critic as the paper's PO-Ctrl column does)."""
-    actor_ops, critic_ops, info = count_po_ops(actor, episodes, critic)
+    convention = convention_of(args)
+    actor_ops, critic_ops, info = count_po_ops(actor, episodes, critic, convention=convention)
     env_name = str(args.env_args.get("key", args.env)) if isinstance(getattr(args, "env_args", None), dict) else str(args.env)
     agent = str(args.agent)
     rows = [table4_row(env_name, f"{agent} actor", actor_ops)]
     result: Dict[str, Any] = {"source": _source(args), "checkpoint_loaded": bool(getattr(args, "checkpoint_path", "")),
-                              "env": env_name, "agent_name": agent, "agent": actor_ops.as_dict(), **info}
+                              "env": env_name, "agent_name": agent, "convention": convention,
+                              "agent": with_memory(actor_ops), **info}
     if critic_ops is not None:
         both = actor_ops + critic_ops
         rows.append(table4_row(env_name, f"{agent} actor+critic", both))
-        result["critic"] = critic_ops.as_dict()
-        result["actor_critic"] = both.as_dict()
+        result["critic"] = with_memory(critic_ops)
+        result["actor_critic"] = with_memory(both)
     result["rows"] = rows
-    result["table"] = format_table(rows, TABLE4_COLUMNS)
+    result["table"] = format_table(rows, TABLE4_MEMORY_COLUMNS)
     return result
 
 
@@ -247,7 +277,7 @@ def report_po_energy(args: Any, actor: Any, episodes: Sequence[Dict[str, np.ndar
     logger.console.info("\n".join([
         f"energy estimate (GRSN paper Table 4 layout), {result['source']}",
         f"averaged over {result['decisions']} decisions from {result['episodes']} episodes; per "
-        f"decision step; MAC 4.6 pJ, AC 0.9 pJ",
+        f"decision step; MAC 4.6 pJ, AC 0.9 pJ; memory: {DEFAULT_MEMORY_MODEL} (docs/energy.md)",
         result["table"],
         f"actor firing rate {ops['firing_rate']:.4f}"]))
     _store(logger, result, int(t_env))
@@ -256,23 +286,24 @@ def report_po_energy(args: Any, actor: Any, episodes: Sequence[Dict[str, np.ndar
 
 # ---------------------------------------------------------------------------------------- PopSAN
 @torch.no_grad()
-def popsan_energy(actor: Any, obs: torch.Tensor, env_name: str = "mujoco") -> Dict[str, Any]:
+def popsan_energy(actor: Any, obs: torch.Tensor, env_name: str = "mujoco", convention: str = "ours") -> Dict[str, Any]:
     """Ops per decision of a PopSAN ``SpikingActor`` on observations ``obs [N, obs_dim]`` (e.g.
     states from the replay): encoder fields and readout as MAC, every spiking layer's synapses
     as AC from the spike trains they read. Returns the ``OpsSummary.as_dict()`` with a row;
     ``firing_rate`` is the mean over the spiking layers' neurons and ``T`` steps (an ANN actor,
     which has no ``forward_with_rates``, is counted as all MAC with firing rate 0)."""
-    counter = OpCounter(actor)
+    counter = OpCounter(actor, convention=convention)
     with counter:
         actor(obs)
     ops = counter.summary(decisions=int(obs.shape[0]))
-    out = ops.as_dict()
+    out = with_memory(ops)
     if hasattr(actor, "forward_with_rates"):
         _, rates = actor.forward_with_rates(obs)
         out["firing_rate"] = float(torch.cat([r.flatten() for r in rates]).mean())
     out["row"] = table4_row(env_name, f"popsan-{getattr(actor, 'neuron_name', '?')}"
                             if hasattr(actor, "forward_with_rates") else "ann actor", ops)
-    out["table"] = format_table([out["row"]], TABLE4_COLUMNS)
+    out["row"]["firing_rate"] = out["firing_rate"]
+    out["table"] = format_table([out["row"]], TABLE4_MEMORY_COLUMNS)
     return out
 
 
@@ -283,7 +314,8 @@ def report_popsan_energy(args: Any, actor: Any, obs: np.ndarray, logger: Any, t_
         raise ValueError("energy: the evaluation visited no state; nothing to count")
     device = next(actor.parameters()).device
     env_name = str(dict(getattr(args, "env_args", {}) or {}).get("key", "mujoco"))
-    ops = popsan_energy(actor, torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device), env_name)
+    ops = popsan_energy(actor, torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device), env_name,
+                        convention_of(args))
     result: Dict[str, Any] = {"source": _source(args), "checkpoint_loaded": bool(getattr(args, "checkpoint_path", "")),
                               "env": env_name, "agent": ops, "decisions": int(len(obs)), "table": ops["table"]}
     if not result["checkpoint_loaded"]:
@@ -298,3 +330,26 @@ def report_popsan_energy(args: Any, actor: Any, obs: np.ndarray, logger: Any, t_
         f"actor firing rate {ops['firing_rate']:.4f}"]))
     _store(logger, result, int(t_env))
     return result
+
+
+# ---------------------------------------------------------------------------------------- the one entry
+def report_energy(loop: str, args: Any, logger: Any, t_env: int = 0, **parts: Any) -> Dict[str, Any]:
+    """Count, print, log and store the energy of the networks a run loop evaluates.
+
+    ``loop``: ``"marl"`` (``parts``: ``runner``, ``learner``), ``"po_rl"`` (``actor``,
+    ``episode_runner``, optional ``critic``: episodes are collected here) or ``"td3_mujoco"``
+    (``actor``, ``states [N, obs_dim]``). Returns the result dict of ``report_*_energy``.
+    """
+    need = {"marl": ("runner", "learner"), "po_rl": ("actor", "episode_runner"), "td3_mujoco": ("actor", "states")}
+    if loop not in need:
+        raise ValueError(f"report_energy: unknown run loop {loop!r}; use one of {', '.join(need)}")
+    missing = [k for k in need[loop] if parts.get(k) is None]
+    if missing:
+        raise ValueError(f"report_energy({loop!r}): missing {', '.join(missing)}; pass them as keyword arguments")
+    convention_of(args)  # a bad energy_convention fails before any episode is played
+    if loop == "marl":
+        return report_marl_energy(args, parts["runner"], parts["learner"], logger)
+    if loop == "po_rl":
+        episodes = collect_po_episodes(parts["episode_runner"])
+        return report_po_energy(args, parts["actor"], episodes, logger, critic=parts.get("critic"), t_env=t_env)
+    return report_popsan_energy(args, parts["actor"], parts["states"], logger, t_env)

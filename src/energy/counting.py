@@ -1,6 +1,6 @@
-"""Synaptic-operation counting and energy estimation (GRSN paper Sec. 5.4, Eqs. 15-16).
+"""Synaptic-operation counting (GRSN paper Sec. 5.4, Eqs. 15-16) and the memory traffic it implies.
 
-Pure counting: no environment, no run loop. ``OpCounter`` watches a model while it runs on real
+Pure counting: no environment, no run loop; imports ``modules`` (the layer below) and nothing above. ``OpCounter`` watches a model while it runs on real
 inputs; ``summary(decisions)`` turns what it saw into operations per decision step.
 
 Conventions, applied to every layer of every model (GRU, LIF, GRSN, MLP agents; MARL agents,
@@ -31,20 +31,47 @@ single-agent actors/critics, QMIX mixers, the PopSAN actor):
 Table 4 columns: ``mlp`` = MACs of Linear layers (embeddings, encoders, heads, decoders on real
 values, hypernetworks) and of spiking-layer synapses; ``rnn`` = MACs of recurrent ANN cells;
 ``snn`` = ACs. ``energy = 4.6 pJ x (mlp + rnn) + 0.9 pJ x snn``.
+
+``convention="paper"`` (``CONVENTIONS``) is the counting the GRSN paper's PO-control GRSN numbers
+imply (108.19 / 108.05 / 108.55 K): spiking-layer synapses (GRSN's gate products, LIF's ``W x``)
+without their biases, and the spike columns of the PO actor's first head layer counted as dense
+MAC instead of AC. ``"ours"`` (above) is the default.
+
+Memory traffic (for ``energy.memory``), per decision, counted beside the operations:
+* weight reads: one per MAC (the bias included, as in the MAC count) and one per AC (the weight of
+  the synapse a spike drives), plus the bias of a spike-reading layer, read once per output
+  neuron and input vector (``bias_reads``);
+* persistent-state reads and writes: every neuron step reads and writes each state variable
+  (LIF ``uhat``; GRSN ``c``, ``uhat``; a GRU/RNN cell's ``h``, an LSTM's ``h`` and ``c``).
+Activations passed between layers (inputs, spikes, currents) are not memory traffic in this
+model; that is the model of spikingjelly's ``NeuromorphicMemoryAccessCounter`` (docs/energy.md).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from energy.recording import SpikeRecorder
+from modules.neurons.base import SpikingLayer
+
 E_MAC_PJ = 4.6  # pJ per 32-bit float multiply-accumulate (Han et al. 2015)
 E_AC_PJ = 0.9   # pJ per 32-bit float accumulate (spike-driven synaptic operation)
 
 RECURRENT_GATES = {nn.GRU: 3, nn.GRUCell: 3, nn.LSTM: 4, nn.LSTMCell: 4, nn.RNN: 1, nn.RNNCell: 1}
+RECURRENT_STATES = {nn.GRU: 1, nn.GRUCell: 1, nn.LSTM: 2, nn.LSTMCell: 2, nn.RNN: 1, nn.RNNCell: 1}  # h (, c)
+
+CONVENTIONS = ("ours", "paper")
+
+
+def check_convention(convention: str) -> str:
+    """``convention`` if it is one of ``CONVENTIONS``, else a ValueError naming the choices."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"energy_convention must be one of {' | '.join(CONVENTIONS)} (ours: this project's "
+                         f"counting; paper: the counting the GRSN paper's Table 4 implies), got {convention!r}")
+    return convention
 
 
 # ---------------------------------------------------------------------------------------- formulas
@@ -110,16 +137,16 @@ class SpikeInput:
     cols: Optional[Tuple[int, int]] = None
 
 
-def infer_spike_inputs(model: nn.Module) -> Dict[str, SpikeInput]:
+def infer_spike_inputs(model: nn.Module, convention: str = "ours") -> Dict[str, SpikeInput]:
     """The Linear layers of ``model`` that read spikes, by module name.
 
     Knows the project's models: a MARL spiking agent (``spiking`` layer -> ``fc2``), a PO
     actor/critic with a spiking core (``core.layer`` -> ``head.0`` / ``q1.0``, ``q2.0``; the
     critic's continuous action columns stay MAC) and the PopSAN actor (every ``layers.i.fc``
     reads spike trains). Pass ``spike_inputs`` to ``OpCounter`` yourself for other models.
+    ``convention="paper"`` leaves the PO actor's ``head.0`` out (counted as dense MAC).
     """
-    from modules.neurons.base import SpikingLayer
-
+    check_convention(convention)
     found: Dict[str, SpikeInput] = {}
     for prefix, mod in model.named_modules():
         pre = f"{prefix}." if prefix else ""
@@ -131,7 +158,7 @@ def infer_spike_inputs(model: nn.Module) -> Dict[str, SpikeInput]:
         layer = getattr(core, "layer", None) if core is not None else None
         if isinstance(layer, SpikingLayer):
             hidden = layer.hidden_dim
-            for head in ("head", "q1", "q2"):
+            for head in (("q1", "q2") if convention == "paper" else ("head", "q1", "q2")):
                 seq = getattr(mod, head, None)
                 if isinstance(seq, nn.Sequential) and len(seq) and isinstance(seq[0], nn.Linear):
                     cols = None if seq[0].in_features == hidden else (0, hidden)
@@ -151,6 +178,11 @@ class OpsSummary:
     ``mlp``/``rnn``: MACs, ``snn``: ACs; ``layers``: per counted layer ``{"kind": "MAC"|"AC",
     "group": "mlp"|"rnn"|"snn", "ops": per decision}``; ``spiking``: per spiking layer the
     recorder's statistics (spikes, neuron_steps, firing_rate, ...).
+
+    Memory traffic per decision (module docstring): ``bias_reads`` (biases of spike-reading
+    layers), ``state_reads`` / ``state_writes`` (persistent neuron / cell state words);
+    ``ac_dense``: the ACs if every spiking neuron fired at every step (so ``snn = rate x
+    ac_dense`` for one spiking layer; the break-even rate of ``energy.memory`` needs it).
     """
 
     decisions: int
@@ -159,6 +191,11 @@ class OpsSummary:
     snn: float = 0.0
     layers: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     spiking: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    convention: str = "ours"
+    ac_dense: float = 0.0
+    bias_reads: float = 0.0
+    state_reads: float = 0.0
+    state_writes: float = 0.0
 
     @property
     def mac(self) -> float:
@@ -170,7 +207,13 @@ class OpsSummary:
 
     @property
     def energy_pj(self) -> float:
+        """Compute-only energy per decision: ``4.6 pJ x MAC + 0.9 pJ x AC``."""
         return energy_pj(self.mac, self.ac)
+
+    @property
+    def weight_reads(self) -> float:
+        """Parameter words read per decision: one per MAC and per AC, plus spike-layer biases."""
+        return self.mac + self.ac + self.bias_reads
 
     @property
     def firing_rate(self) -> float:
@@ -189,15 +232,32 @@ class OpsSummary:
         layers.update({f"+{k}": v for k, v in other.layers.items()})
         spiking = dict(self.spiking)
         spiking.update({f"+{k}": v for k, v in other.spiking.items()})
+        if self.convention != other.convention:
+            raise ValueError(f"OpsSummary: cannot add counts of conventions {self.convention!r} and "
+                             f"{other.convention!r}; count both networks with one energy_convention")
         return OpsSummary(self.decisions, self.mlp + other.mlp, self.rnn + other.rnn,
-                          self.snn + other.snn, layers, spiking)
+                          self.snn + other.snn, layers, spiking, self.convention,
+                          self.ac_dense + other.ac_dense, self.bias_reads + other.bias_reads,
+                          self.state_reads + other.state_reads, self.state_writes + other.state_writes)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "OpsSummary":
+        """Back from ``as_dict`` (e.g. a stored JSON record), for ``energy.memory``'s functions."""
+        return cls(decisions=int(d["decisions"]), mlp=float(d["mlp_ops"]), rnn=float(d["rnn_ops"]),
+                   snn=float(d["snn_ops"]), layers={k: dict(v) for k, v in d.get("layers", {}).items()},
+                   spiking={k: dict(v) for k, v in d.get("spiking", {}).items()},
+                   convention=str(d.get("convention", "ours")), ac_dense=float(d.get("ac_dense_ops", 0.0)),
+                   bias_reads=float(d.get("bias_reads", 0.0)), state_reads=float(d.get("state_reads", 0.0)),
+                   state_writes=float(d.get("state_writes", 0.0)))
 
     def as_dict(self) -> Dict[str, Any]:
         """JSON-friendly: per-decision ops, K-ops, energy, firing rate, per-layer detail."""
-        out: Dict[str, Any] = {"decisions": int(self.decisions), "mlp_ops": self.mlp,
-                               "rnn_ops": self.rnn, "snn_ops": self.snn, "mac_ops": self.mac,
-                               "ac_ops": self.ac, "energy_pj": self.energy_pj,
-                               "firing_rate": self.firing_rate}
+        out: Dict[str, Any] = {"decisions": int(self.decisions), "convention": self.convention,
+                               "mlp_ops": self.mlp, "rnn_ops": self.rnn, "snn_ops": self.snn,
+                               "mac_ops": self.mac, "ac_ops": self.ac, "energy_pj": self.energy_pj,
+                               "firing_rate": self.firing_rate, "ac_dense_ops": self.ac_dense,
+                               "weight_reads": self.weight_reads, "bias_reads": self.bias_reads,
+                               "state_reads": self.state_reads, "state_writes": self.state_writes}
         out.update(self.kops())
         out["layers"] = {k: dict(v) for k, v in self.layers.items()}
         out["spiking"] = {k: {kk: (float(vv) if isinstance(vv, (int, float)) else vv)
@@ -211,7 +271,8 @@ class OpCounter:
 
     ``spike_inputs``: Linear layers reading spikes (name -> ``SpikeInput``); None infers them
     (``infer_spike_inputs``). ``membrane_samples``: passed to the ``SpikeRecorder`` so membrane
-    potentials can be read back with ``counter.recorder.membrane(name)``.
+    potentials can be read back with ``counter.recorder.membrane(name)``. ``convention``: one of
+    ``CONVENTIONS`` (module docstring).
 
     Counted by forward hooks: ``nn.Linear`` and the recurrent cells of ``RECURRENT_GATES``.
     Spiking layers (``modules.neurons.SpikingLayer``) are read through a ``SpikeRecorder``:
@@ -223,12 +284,11 @@ class OpCounter:
     """
 
     def __init__(self, model: nn.Module, spike_inputs: Optional[Dict[str, SpikeInput]] = None,
-                 membrane_samples: int = 0) -> None:
-        from modules.neurons.base import SpikingLayer
-        from modules.neurons.recording import SpikeRecorder
-
+                 membrane_samples: int = 0, convention: str = "ours") -> None:
         self.model = model
-        self.spike_inputs = infer_spike_inputs(model) if spike_inputs is None else dict(spike_inputs)
+        self.convention = check_convention(convention)
+        self.spike_inputs = (infer_spike_inputs(model, convention) if spike_inputs is None
+                             else dict(spike_inputs))
         names = dict(model.named_modules())
         for name in self.spike_inputs:
             if not isinstance(names.get(name), nn.Linear):
@@ -245,7 +305,7 @@ class OpCounter:
                 self._targets.append((name, mod))
             elif len(list(mod.parameters(recurse=False))) > 0:
                 raise ValueError(f"OpCounter: don't know how to count layer '{name}' "
-                                 f"({type(mod).__name__}); extend utils.energy for it")
+                                 f"({type(mod).__name__}); extend energy.counting for it")
         self.recorder = SpikeRecorder(model, membrane_samples=membrane_samples) if self.spiking_layers else None
         self._handles: List[Any] = []
         self.reset()
@@ -258,6 +318,7 @@ class OpCounter:
     def reset(self) -> None:
         """Forget all counts (the recorder's too)."""
         self._ops: Dict[str, Dict[str, float]] = {}
+        self._mem: Dict[str, float] = {"ac_dense": 0.0, "bias_reads": 0.0, "state_reads": 0.0, "state_writes": 0.0}
         self.calls: Dict[str, int] = {}
         if self.recorder is not None:
             self.recorder.reset()
@@ -285,9 +346,12 @@ class OpCounter:
                 raise ValueError(f"OpCounter: '{name}' is marked as reading spikes (rate over "
                                  f"{spec.steps} steps) but got non-spike values; fix spike_inputs")
             self._add(name, "AC", "snn", float(xs.sum()) * module.out_features)
+            self._mem["ac_dense"] += rows * (hi - lo) * spec.steps * module.out_features
             real = module.in_features - (hi - lo)
             if real > 0:  # real-valued columns next to the spikes (e.g. the critic's action)
                 self._add(name + ":real", "MAC", "mlp", rows * linear_macs(real, module.out_features, has_bias))
+            elif has_bias:  # a constant current: no operation, but its value is read
+                self._mem["bias_reads"] += rows * module.out_features
         return hook
 
     def _recurrent_hook(self, name: str, mod: nn.Module):
@@ -295,6 +359,7 @@ class OpCounter:
         layers = getattr(mod, "num_layers", 1)
         bidir = getattr(mod, "bidirectional", False)
         per_row = recurrent_macs(mod.input_size, mod.hidden_size, gates, mod.bias, layers, bidir)
+        state_per_row = RECURRENT_STATES[type(mod)] * mod.hidden_size * layers * (2 if bidir else 1)
         if getattr(mod, "proj_size", 0):
             raise ValueError(f"OpCounter: LSTM '{name}' with proj_size is not supported")
 
@@ -305,6 +370,8 @@ class OpCounter:
             rows = x.numel() // module.input_size
             self.calls[name] = self.calls.get(name, 0) + rows
             self._add(name, "MAC", "rnn", rows * per_row)
+            self._mem["state_reads"] += rows * state_per_row
+            self._mem["state_writes"] += rows * state_per_row
         return hook
 
     def _popsan_hook(self, name: str, mod: nn.Module):
@@ -355,6 +422,7 @@ class OpCounter:
             raise ValueError(f"OpCounter.summary: decisions must be > 0, got {decisions}; run the "
                              f"model on some inputs first")
         ops = {k: dict(v) for k, v in self._ops.items()}
+        mem = dict(self._mem)
         spiking: Dict[str, Dict[str, float]] = {}
         if self.recorder is not None:
             for name, st in self.recorder.stats().items():
@@ -363,42 +431,18 @@ class OpCounter:
                 lin = getattr(layer, "linear", None)
                 if not isinstance(lin, nn.Linear):
                     raise ValueError(f"OpCounter: spiking layer '{name}' has no .linear synapses to count")
-                macs = st["decisions"] * linear_macs(lin.in_features, lin.out_features, lin.bias is not None)
+                bias = lin.bias is not None and self.convention == "ours"  # the paper drops these biases
+                macs = st["decisions"] * linear_macs(lin.in_features, lin.out_features, bias)
                 ops[f"{name}.linear"] = {"kind": "MAC", "group": "mlp", "ops": float(macs)}
-        out = OpsSummary(decisions=decisions, spiking=spiking)
+                if lin.bias is not None and not bias:  # not an operation here, still a read
+                    mem["bias_reads"] += st["decisions"] * lin.out_features
+                n_state = len(getattr(layer, "state_names", ("u",)))
+                mem["state_reads"] += st["neuron_steps"] * n_state
+                mem["state_writes"] += st["neuron_steps"] * n_state
+        out = OpsSummary(decisions=decisions, spiking=spiking, convention=self.convention,
+                         **{k: v / decisions for k, v in mem.items()})
         for name, rec in ops.items():
             per = rec["ops"] / decisions
             out.layers[name] = {"kind": rec["kind"], "group": rec["group"], "ops": per}
             setattr(out, rec["group"], getattr(out, rec["group"]) + per)
         return out
-
-
-# ---------------------------------------------------------------------------------------- tables
-def format_table(rows: List[Dict[str, Any]], columns: Sequence[Tuple[str, str]], digits: int = 2) -> str:
-    """A Markdown table: ``columns`` = ``[(key, header), ...]``; floats with ``digits`` decimals,
-    None / missing as ``-``."""
-    def cell(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else f"{v:.{digits}f}"
-        return str(v)
-
-    header = "| " + " | ".join(h for _, h in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(cell(r.get(k)) for k, _ in columns) + " |" for r in rows]
-    return "\n".join([header, sep] + body)
-
-
-TABLE4_COLUMNS: List[Tuple[str, str]] = [
-    ("env", "Environment"), ("agent", "Agent"), ("mlp_k", "MLP (K)"), ("rnn_k", "RNN (K)"),
-    ("snn_k", "SNN (K)"), ("energy_kpj", "Energy (KpJ)"), ("mixer_k", "Mixer (K)"),
-]
-
-
-def table4_row(env: str, agent: str, ops: OpsSummary, mixer: Optional[OpsSummary] = None) -> Dict[str, Any]:
-    """One row for ``TABLE4_COLUMNS``; ``mixer_k`` is the mixer's MACs per env step (None: ``-``)."""
-    row: Dict[str, Any] = {"env": env, "agent": agent}
-    row.update(ops.kops())
-    row["mixer_k"] = mixer.mac / 1e3 if mixer is not None else None
-    return row
