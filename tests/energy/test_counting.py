@@ -240,7 +240,7 @@ def test_popsan_actor_counts_spike_trains_as_ac():
 PO_TASKS = {"Pendulum-P": (2, 1, False), "Pendulum-V": (1, 1, False), "CartPole-V": (2, 2, True)}
 
 
-def _po_nets_and_ops(agent, task):
+def _po_nets_and_ops(agent, task, convention="ours"):
     from modules.agents.po_actor import POActor
     from modules.critics.po_critic import POTwinCritic
     from energy.evaluate import count_po_ops
@@ -254,7 +254,7 @@ def _po_nets_and_ops(agent, task):
     act = (torch.randint(0, act_dim, (12,), generator=g) if discrete else torch.rand(12, act_dim, generator=g))
     eps = [{"obs": torch.randn(13, obs_dim, generator=g).numpy(), "act": act.numpy(),
             "rew": torch.randn(12, generator=g).numpy()}]
-    return count_po_ops(actor, eps, critic)
+    return count_po_ops(actor, eps, critic, convention=convention)
 
 
 def _po_embeds(obs_dim, act_dim):
