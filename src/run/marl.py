@@ -109,7 +109,7 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
     info = runner.env_info
     buffer = ReplayBuffer(args.buffer_size, runner.episode_limit, info["n_agents"], info["obs_shape"],
                           info["state_shape"], info["n_actions"], rng=np.random.default_rng(args.seed))
-    ckpt = Checkpointer(args, logger.console)
+    ckpt = Checkpointer(args, logger.console, resume_from)
     # built before the runner's state is restored; closing it stops its acting thread
     with contextlib.closing(TrainingIteration(args, runner, buffer, learner, learner.mac)) as step:
         loop = {"episode": 0, "last_test_t": -args.test_interval - 1, "last_log_t": 0, "last_save_t": runner.t_env,

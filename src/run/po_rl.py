@@ -203,7 +203,7 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
                            env.max_episode_steps, discrete=env.discrete, seed=int(args.seed))
     t_max = int(args.t_max)
     seq_len, batch_size = int(args.sampled_seq_len), int(args.po_batch_size)
-    ckpt = Checkpointer(args, logger.console)
+    ckpt = Checkpointer(args, logger.console, resume_from)
     test_interval = max(1, int(args.test_interval))
     runner_log = max(1, int(getattr(args, "runner_log_interval", args.log_interval)))
     learner_log = max(1, int(getattr(args, "learner_log_interval", args.log_interval)))

@@ -267,7 +267,7 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
     rng = np.random.default_rng(int(args.seed) + 1)
     batch_size = int(args.batch_size_transitions)
     noise_scale = float(args.expl_noise) * max_action
-    ckpt = Checkpointer(args, logger.console)
+    ckpt = Checkpointer(args, logger.console, resume_from)
 
     train_stats: Dict[str, List[float]] = defaultdict(list)
     loop: Dict[str, Any] = {"t_env": 0, "episode": 0, "ep_ret": 0.0, "ep_len": 0, "last_test": 0, "last_log": 0,

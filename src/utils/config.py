@@ -45,16 +45,40 @@ def _suggest(key: str, choices: Sequence[str]) -> str:
     return f" Did you mean: {', '.join(close)}?" if close else ""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with a key given twice (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: Dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: let PyYAML report it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice (first at line {first.line + 1}); keep one",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
 def load_yaml(path: str) -> Dict[str, Any]:
-    """Load a YAML mapping (empty file -> {}); a syntax error is one line naming file and line."""
+    """Load a YAML mapping (empty file -> {}); a syntax error or a key given twice in one mapping
+    is one line naming the file and line."""
     with open(path) as f:
         try:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{where}: YAML syntax error: {problem}. Fix the file at that line.") from None
+            what = "" if "given twice" in str(problem) else "YAML syntax error: "
+            raise ConfigError(f"{where}: {what}{problem}. Fix the file at that line.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -311,6 +335,40 @@ CROSS_RULES: Tuple[Tuple[str, str, str], ...] = (
 )
 
 
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def _check_device(value: Any) -> Any:
+    if not _DEVICE.match(str(value)):
+        raise ConfigError(f"device={value!r} is not a device this project runs on: use auto, cpu, cuda or cuda:N "
+                          f"(N = the GPU's index).")
+    return value
+
+
+def _check_name(value: Any) -> Any:
+    if value is None:
+        return value
+    text = str(value)
+    if not text.strip() or "/" in text or "\\" in text or os.sep in text or text.startswith(".") or "\0" in text:
+        raise ConfigError(f"name={text!r} is not a plain folder name: it names the run's folders under "
+                          f"local_results_path, so it may not be empty, contain '/' or '\\' or start with '.'. "
+                          f"Use e.g. name=qmix_grsn_3m.")
+    return value
+
+
+def _check_save_buffer(value: Any) -> Any:
+    text = str(value).strip().lower()
+    canonical = {"true": "all", "false": "none"}.get(text, text)
+    if canonical not in ("last", "all", "none"):
+        raise ConfigError(f"save_buffer={value!r} is not one of last | all | none (True = all, False = none).")
+    return canonical
+
+
+# Keys whose values are one of a set of words: checked (and brought to their canonical word) by
+# validate_config after the type and range checks, so a typo fails at start-up.
+VALUE_RULES = {"device": _check_device, "name": _check_name, "save_buffer": _check_save_buffer}
+
+
 def project_specs(config_dir: str = CONFIG_DIR) -> Dict[str, KeySpec]:
     """Every default.yaml key's spec: its declaration, else the type of its default value."""
     path = os.path.join(config_dir, "default.yaml")
@@ -344,6 +402,12 @@ def validate_config(config: Dict[str, Any], specs: Mapping[str, KeySpec],
         spec = specs.get(key)
         if spec is not None:
             out[key] = check_value(spec, value, where[key])
+    for key, rule in VALUE_RULES.items():
+        if key in out:
+            try:
+                out[key] = rule(out[key])
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (set in {where.get(key, default_source)})") from None
     for small, large, why in CROSS_RULES:
         a, b = out.get(small), out.get(large)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > b:
@@ -403,6 +467,9 @@ def build_config(alg: str, env: str, overrides: Sequence[str] = (),
     return config
 
 
+USAGE_LINE = "Usage: python src/main.py --config=ALG --env-config=ENV [with key=value ...] (--help: more)"
+
+
 def parse_command_line(argv: Sequence[str]) -> Tuple[str, str, List[str]]:
     """Split ``--config=ALG --env-config=ENV [with k=v ...]`` into its parts.
 
@@ -424,8 +491,7 @@ def parse_command_line(argv: Sequence[str]) -> Tuple[str, str, List[str]]:
                 env = args[i + 1]
             i += 1
         else:
-            raise ConfigError(f"unrecognised argument '{arg}'. Usage: python src/main.py "
-                              f"--config=ALG --env-config=ENV [with key=value ...]")
+            raise ConfigError(f"unrecognised argument '{arg}'. {USAGE_LINE}")
         i += 1
     return alg, env, overrides
 

@@ -91,6 +91,7 @@ class Logger:
         self._t_first: Optional[int] = None  # first env step seen (a resumed run starts late)
         self._last_progress: Optional[Tuple[int, float]] = None
         self._best_before: Dict[str, Tuple[int, float]] = {}  # best of the run's earlier parts (resume)
+        self._history_before: Dict[str, List[List[float]]] = {}  # test series of the earlier parts (resume)
 
     def setup_sacred(self, sacred_run: Any) -> None:
         """Mirror every stat into ``sacred_run.info`` and its metrics."""
@@ -182,15 +183,52 @@ class Logger:
         prior = [self._best_before[key]] if key in self._best_before else []
         return prior + list(self.stats.get(key, []))
 
-    def state_dict(self) -> Dict[str, List[float]]:
-        """The best value so far of each ``BEST_KEYS`` stat as ``{key: [t_env, value]}``: saved with
-        a checkpoint, so the test line of a resumed run still shows the best of the whole run."""
-        return {k: [int(t), float(v)] for k in BEST_KEYS if self._best_series(k)
-                for t, v in [_best(self._best_series(k))]}
+    def set_info(self, key: str, value: Any) -> None:
+        """Put ``value`` into the sacred run's ``info`` under ``key`` (no-op without sacred)."""
+        if self._sacred_run is not None:
+            self._sacred_run.info[key] = value
 
-    def load_state_dict(self, state: Dict[str, List[float]]) -> None:
-        """Restore :meth:`state_dict` (the best values of the run's earlier parts)."""
-        self._best_before = {k: (int(t), float(v)) for k, (t, v) in state.items()}
+    def test_history(self) -> Dict[str, List[List[float]]]:
+        """Every ``test_*`` series of the whole run so far, earlier parts (resume) included:
+        ``{key: [[t_env, value], ...]}``."""
+        out = {k: [list(p) for p in v] for k, v in self._history_before.items()}
+        for key, series in self.stats.items():
+            if key.startswith("test_"):
+                out.setdefault(key, []).extend([int(t), float(v)] for t, v in series)
+        return out
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Saved with a checkpoint: ``best`` (the best value so far of each ``BEST_KEYS`` stat as
+        ``{key: [t_env, value]}``, so the test line of a resumed run still shows the best of the
+        whole run) and ``test_history`` (``test_history()``, so the resumed run's record holds the
+        tests of the earlier parts too)."""
+        best = {k: [int(t), float(v)] for k in BEST_KEYS if self._best_series(k)
+                for t, v in [_best(self._best_series(k))]}
+        return {"best": best, "test_history": self.test_history()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (checkpoints of earlier versions hold only the best values).
+
+        The earlier parts' test series go into the sacred record (``info`` and metrics) before
+        anything this run logs, so one record holds every test of the run; ``stats`` keeps only
+        what this process logs. ``info["test_history_until"]`` names the step they end at."""
+        if "best" in state or "test_history" in state:
+            best, history = state.get("best", {}), state.get("test_history", {})
+        else:
+            best, history = state, {}
+        self._best_before = {k: (int(t), float(v)) for k, (t, v) in best.items()}
+        self._history_before = {k: [[int(t), float(v)] for t, v in series] for k, series in history.items()}
+        run = self._sacred_run
+        if run is not None and self._history_before:
+            for key, series in self._history_before.items():
+                values = run.info.setdefault(key, [])
+                steps = run.info.setdefault(key + "_T", [])
+                values[:0] = [v for _, v in series]
+                steps[:0] = [t for t, _ in series]
+                for t, v in series:
+                    run.log_scalar(key, v, t)
+            run.info["test_history_until"] = max(t for s in self._history_before.values() for t, _ in s) \
+                if any(self._history_before.values()) else None
 
     def print_recent_stats(self) -> None:
         """Each stat's latest value (not a running mean), four per line."""

@@ -135,10 +135,11 @@ def test_saving_a_step_again_replaces_it(tmp_path):
     assert incomplete_reason(str(tmp_path / "100")) is None
 
 
-def test_checkpointer_writes_buffers_with_the_last_save_or_when_asked(tmp_path):
+def test_checkpointer_writes_buffers_as_save_buffer_says(tmp_path):
+    """save_buffer: last (default: only the last checkpoint), all / True (every one), none / False (never)."""
     def args(**kw):
         d = dict(local_results_path=str(tmp_path), unique_token="run", save_model=True, save_model_interval=50,
-                 save_buffer=False)
+                 save_buffer="last")
         d.update(kw)
         return SimpleNamespace(**d)
 
@@ -149,8 +150,17 @@ def test_checkpointer_writes_buffers_with_the_last_save_or_when_asked(tmp_path):
     ck.save(60, {"agent": net}, {"loop": {}}, {"buffer": {"n": 1}}, last=True)
     base = tmp_path / "models" / "run"
     assert not (base / "50" / "buffer.pt").exists() and (base / "60" / "buffer.pt").exists()
-    Checkpointer(args(save_buffer=True), Log()).save(70, {"agent": net}, {}, {"buffer": {"n": 1}}, last=False)
-    assert (base / "70" / "buffer.pt").exists()
+    for value in (True, "all"):
+        Checkpointer(args(save_buffer=value), Log()).save(70, {"agent": net}, {}, {"buffer": {"n": 1}}, last=False)
+        assert (base / "70" / "buffer.pt").exists()
+    for value in (False, "none", "False"):
+        Checkpointer(args(save_buffer=value), Log()).save(75, {"agent": net}, {}, {"buffer": {"n": 1}}, last=True)
+        assert not (base / "75" / "buffer.pt").exists() and (base / "75" / "agent.pt").exists()
+    Checkpointer(SimpleNamespace(**{k: v for k, v in vars(args()).items() if k != "save_buffer"}), Log()).save(
+        76, {"agent": net}, {}, {"buffer": {"n": 1}}, last=True)          # no key: the default, last
+    assert (base / "76" / "buffer.pt").exists()
+    with pytest.raises(ValueError, match=r"save_buffer='sometimes' is not one of last \| all \| none"):
+        Checkpointer(args(save_buffer="sometimes"), Log())
     with torch.no_grad():
         net.bias[0] = float("inf")
     log = Log()
@@ -339,3 +349,204 @@ def test_loading_to_the_cpu_maps_the_file_copy_on_write(tmp_path):
     assert load_part(path)["w"][0] == 0.0
     del state
     assert load_part(path, map_location="meta")["w"].device.type == "meta"  # not mapped: other devices load as before
+
+
+# ------------------------------------------------------------------ issue 48: damaged manifests, parts, config
+def _two_steps(tmp_path):
+    net = torch.nn.Linear(2, 2)
+    save_checkpoint(str(tmp_path), 100, {"agent": net, "loop": {"episode": 1}})
+    save_checkpoint(str(tmp_path), 200, {"agent": net, "loop": {"episode": 2}})
+    return tmp_path / "200" / "manifest.json"
+
+
+@pytest.mark.parametrize("manifest,why", [
+    ({"format": 1, "t_env": 200, "parts": {}}, "lists no parts"),
+    ([], "not a checkpoint manifest"),
+    ({"format": 1, "parts": {"agent": {"file": "agent.pt"}}}, "entry of part 'agent'"),
+    ({"format": 1, "parts": {"agent": "agent.pt"}}, "entry of part 'agent'"),
+    ({"format": 1, "parts": {"agent": {"file": "agent.pt", "bytes": "12"}}}, "entry of part 'agent'"),
+    ({"format": 1, "parts": {"agent": {"file": "../100/agent.pt", "bytes": 1}}}, "outside its folder"),
+    ({"format": 1, "parts": []}, "lists no parts"),
+    ("just a string", "not a checkpoint manifest"),
+])
+def test_a_manifest_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path, manifest, why):
+    """Issue 48: `"parts": {}` counted as complete and `[]` / a part without `bytes` was a traceback."""
+    path = _two_steps(tmp_path)
+    path.write_text(json.dumps(manifest))
+    warnings = []
+    assert find_checkpoint(str(tmp_path), warn=warnings.append) == (str(tmp_path / "100"), 100)
+    assert len(warnings) == 1 and why in warnings[0] and "200" in warnings[0]
+    with pytest.raises(CheckpointError, match=why):
+        find_checkpoint(str(tmp_path / "200"))
+
+
+def test_a_part_that_does_not_fit_names_the_missing_unexpected_keys_and_shapes(tmp_path):
+    """Issue 48: the message was cut to "Error(s) in loading state_dict for RNNAgent:."."""
+    save_checkpoint(str(tmp_path), 5, {"agent": torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Linear(8, 2))})
+    step = str(tmp_path / "5")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(step, {"agent": torch.nn.Sequential(torch.nn.Linear(3, 4))})
+    msg = str(info.value)
+    assert "unexpected keys 1.weight, 1.bias" in msg and "\n" not in msg
+    assert "other shapes (checkpoint vs this run) 0.weight [8, 3] vs [4, 3], 0.bias [8] vs [4]" in msg
+    with pytest.raises(CheckpointError, match=r"missing keys 2\.weight, 2\.bias"):
+        load_checkpoint(step, {"agent": torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Linear(8, 2),
+                                                            torch.nn.Linear(2, 2))})
+
+
+def test_the_config_hash_is_checked_network_keys_error_others_warn(tmp_path):
+    """Issue 48: the manifest's config hash was written but never checked."""
+    from utils.checkpoint import saved_config
+
+    save_checkpoint(str(tmp_path), 5, {"agent": torch.nn.Linear(2, 2)},
+                    config={"agent": "grsn", "rnn_hidden_dim": 64, "t_max": 100, "lr": 0.1})
+    step = str(tmp_path / "5")
+    path = tmp_path / "5" / "config.json"
+    warnings = []
+    assert saved_config(step, warnings.append)["t_max"] == 100 and warnings == []
+    cfg = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(cfg, t_max=500)))          # a budget edited on purpose: used, with a warning
+    assert saved_config(step, warnings.append)["t_max"] == 500
+    assert len(warnings) == 1 and "edited after the save" in warnings[0]
+    path.write_text(json.dumps(dict(cfg, rnn_hidden_dim=32)))  # no longer the saved networks: refused
+    with pytest.raises(CheckpointError, match=r"rnn_hidden_dim=32 \(trained with 64\)"):
+        saved_config(step, warnings.append)
+    path.write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a config object"):
+        saved_config(step)
+
+
+def test_a_part_the_manifest_does_not_list_is_not_loaded(tmp_path):
+    """Issue 48: a buffer.pt copied into a step folder was loaded although the manifest lists none."""
+    from utils.checkpoint import has_part, restore_plain
+
+    save_checkpoint(str(tmp_path), 5, {"agent": torch.nn.Linear(2, 2), "loop": {"episode": 3}})
+    torch.save({"storage": {}, "size": 7}, tmp_path / "5" / "buffer.pt")
+    step = str(tmp_path / "5")
+    assert incomplete_reason(step) is None
+    assert not has_part(step, "buffer") and restore_plain(step, "buffer") is None
+    assert not restore_buffer(step, "buffer", object())
+    with pytest.raises(CheckpointError, match="not listed"):
+        load_checkpoint(step, {"buffer": torch.nn.Linear(2, 2)}, required=("buffer",))
+    assert restore_plain(step, "loop") == {"episode": 3}
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_unfinished_saves_of_killed_runs_are_removed_at_the_next_save(tmp_path):
+    """Issue 48: `.tmp-*` folders of killed saves (GBs each with a replay) were never cleaned."""
+    from utils.checkpoint import _host
+
+    model_dir = tmp_path / "m"
+    old_style = model_dir / ".tmp-50-k2j3h4g5"                       # from mkdtemp, before this version
+    dead = model_dir / f".tmp-60-{_dead_pid()}@{_host()}-abcdef"
+    live = model_dir / f".tmp-70-{os.getppid()}@{_host()}-abcdef"    # a save in progress: kept
+    other_host = model_dir / ".tmp-80-1@elsewhere-abcdef"              # young, of another machine: kept
+    for d in (old_style, dead, live, other_host):
+        os.makedirs(d)
+        (d / "buffer.pt").write_bytes(b"x" * 100)
+    save_checkpoint(str(model_dir), 100, {"agent": torch.nn.Linear(2, 2)})
+    assert sorted(os.listdir(model_dir)) == sorted(["100", live.name, other_host.name])
+
+
+def test_step_folders_get_the_umask_permissions(tmp_path):
+    """Issue 48: step folders were created drwx------ (mkdtemp's 0o700)."""
+    import stat
+    before = os.umask(0o022)
+    try:
+        save_checkpoint(str(tmp_path), 5, {"agent": torch.nn.Linear(2, 2)})
+        os.umask(0o077)
+        save_checkpoint(str(tmp_path), 6, {"agent": torch.nn.Linear(2, 2)})
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(os.stat(tmp_path / "5").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "6").st_mode) == 0o700
+
+
+def test_a_view_of_a_larger_storage_is_saved_at_its_own_size(tmp_path):
+    """Issue 48: a replay's filled part (storage[:size]) was saved with the whole pre-allocated storage."""
+    from utils.checkpoint import compact
+
+    big = torch.arange(100_000, dtype=torch.float32)
+    save_checkpoint(str(tmp_path), 5, {"replay": {"obs": big[:10], "n": 10}}, check_finite=[])
+    assert os.path.getsize(tmp_path / "5" / "replay.pt") < 5_000          # 10 floats, not 400 kB
+    assert torch.equal(load_part(str(tmp_path / "5" / "replay.pt"))["obs"], big[:10])
+    whole = torch.zeros(4)
+    assert compact({"a": [whole]})["a"][0] is whole                       # no copy when nothing is gained
+
+
+def test_a_partly_filled_episode_replay_saves_small_and_resumes_equal(tmp_path):
+    """Issue 48: 678 MB for a 3m run that filled 1,192 of 5,000 episodes. Saved at its filled size now, and
+    the loaded buffer equals the saved one (contents, write index, sampling generator)."""
+    import numpy as np
+    from components.episode_buffer import EpisodeBatch, ReplayBuffer
+
+    def batch(n, start):
+        b = EpisodeBatch.zeros(n, 20, 3, 30, 40, 6)
+        b.filled[:, :10] = 1
+        b.obs[:] = start + torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1)
+        return b
+
+    full = ReplayBuffer(400, 20, 3, 30, 40, 6, rng=np.random.default_rng(0))
+    full.insert(batch(400, 0.0))
+    save_checkpoint(str(tmp_path / "full"), 1, {"buffer": full}, check_finite=[])
+    buf = ReplayBuffer(400, 20, 3, 30, 40, 6, rng=np.random.default_rng(0))
+    for i in range(3):
+        buf.insert(batch(8, 10.0 * i))
+    save_checkpoint(str(tmp_path / "part"), 1, {"buffer": buf}, check_finite=[])
+    full_bytes = os.path.getsize(tmp_path / "full" / "1" / "buffer.pt")
+    part_bytes = os.path.getsize(tmp_path / "part" / "1" / "buffer.pt")
+    assert part_bytes < full_bytes * 24 / 400 * 1.1 + 10_000             # 24 of 400 episodes
+    other = ReplayBuffer(400, 20, 3, 30, 40, 6, rng=np.random.default_rng(99))
+    assert restore_buffer(str(tmp_path / "part" / "1"), "buffer", other)
+    for k, v in buf.storage.as_dict().items():
+        assert torch.equal(other.storage.as_dict()[k], v), k
+    assert (other.index, other.size) == (buf.index, buf.size) == (24, 24)
+    assert other.rng.integers(10 ** 9) == buf.rng.integers(10 ** 9)
+
+
+# ------------------------------------------------------------------ issue 48: the resume chain
+def test_the_resume_chain_finds_the_newest_step_from_any_of_its_folders(tmp_path):
+    from utils.checkpoint import link_resume
+
+    net = torch.nn.Linear(2, 2)
+    a, b, c = tmp_path / "models" / "a", tmp_path / "models" / "b", tmp_path / "models" / "c"
+    save_checkpoint(str(a), 100, {"agent": net})
+    save_checkpoint(str(a), 200, {"agent": net})
+    link_resume(str(a / "200"), str(b))                       # b resumed from a/200 and was killed before a save
+    os.makedirs(b / ".tmp-300-1@elsewhere-abcdef")
+    warnings = []
+    assert find_checkpoint(str(a), warn=warnings.append) == (str(a / "200"), 200) and warnings == []
+    assert find_checkpoint(str(b), warn=warnings.append) == (str(a / "200"), 200)
+    assert "stopped before its first save" in warnings[-1]
+    save_checkpoint(str(b), 300, {"agent": net})               # b saved: pointing at a finds it
+    assert find_checkpoint(str(a), warn=warnings.append) == (str(b / "300"), 300)
+    assert "following the resume chain" in warnings[-1] and str(b) in warnings[-1]
+    assert find_checkpoint(str(a), load_step=150)[1] in (100, 200)
+    link_resume(str(b / "300"), str(c))
+    save_checkpoint(str(c), 400, {"agent": net})
+    assert find_checkpoint(str(a)) == (str(c / "400"), 400)
+    moved = tmp_path / "moved"                                 # links are relative: a moved results folder works
+    os.rename(tmp_path / "models", moved)
+    assert find_checkpoint(str(moved / "a")) == (str(moved / "c" / "400"), 400)
+    assert find_checkpoint(str(moved / "a" / "200")) == (str(moved / "a" / "200"), 200)  # a step folder: itself
+
+
+def test_the_checkpointer_of_a_resumed_run_links_the_chain_and_checks_its_folder(tmp_path):
+    from utils.checkpoint import CheckpointWriteError, read_chain
+
+    def args(**kw):
+        return SimpleNamespace(**dict(dict(local_results_path=str(tmp_path), unique_token="second", save_model=True,
+                                           save_model_interval=50), **kw))
+
+    save_checkpoint(str(tmp_path / "models" / "first"), 10, {"agent": torch.nn.Linear(2, 2)})
+    Checkpointer(args(), Log(), resume_from=str(tmp_path / "models" / "first" / "10"))
+    assert read_chain(str(tmp_path / "models" / "first"))["continued_in"] == [str(tmp_path / "models" / "second")]
+    assert read_chain(str(tmp_path / "models" / "second"))["resumed_from"] == str(tmp_path / "models" / "first" / "10")
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(CheckpointWriteError, match="cannot write checkpoints to .*file/models/x"):
+        Checkpointer(args(local_results_path=str(tmp_path / "file"), unique_token="x"), Log())

@@ -113,7 +113,7 @@ def test_best_so_far_survives_a_resume(caplog):
     for t, v in [(100, 0.5), (200, 0.75), (300, 0.25)]:
         first.log_stat("test_battle_won_mean", v, t)
     state = first.state_dict()
-    assert state == {"test_battle_won_mean": [200, 0.75]}
+    assert state["best"] == {"test_battle_won_mean": [200, 0.75]}
 
     resumed = Logger(console=std_logging.getLogger("test_best_resume"))
     resumed.load_state_dict(state)
@@ -122,4 +122,39 @@ def test_best_so_far_survives_a_resume(caplog):
         resumed.print_test(400)
     assert "test_battle_won_mean 0.5000 (best 0.7500 at t_env 200)" in caplog.text
     resumed.log_stat("test_battle_won_mean", 1.0, 500)
-    assert resumed.state_dict() == {"test_battle_won_mean": [500, 1.0]}
+    assert resumed.state_dict()["best"] == {"test_battle_won_mean": [500, 1.0]}
+    old_format = Logger(console=std_logging.getLogger("test_best_resume"))
+    old_format.load_state_dict({"test_battle_won_mean": [200, 0.75]})   # checkpoints of earlier versions
+    assert old_format.state_dict()["best"] == {"test_battle_won_mean": [200, 0.75]}
+
+
+class FakeRun:
+    def __init__(self):
+        self.info, self.scalars = {}, []
+
+    def log_scalar(self, key, value, t):
+        self.scalars.append((key, value, t))
+
+
+def test_test_history_before_a_resume_goes_into_the_new_record():
+    """Issue 48: the resumed run's sacred record holds the tests of the earlier parts too, before its
+    own, so one record is the whole run (stats keep only this process's values)."""
+    import logging as std_logging
+
+    first = Logger(console=std_logging.getLogger("test_history_resume"))
+    first.log_stat("test_return_mean", 1.0, 0)
+    first.log_stat("return_mean", 9.0, 50)          # not a test stat: not carried
+    first.log_stat("test_return_mean", 2.0, 100)
+    resumed = Logger(console=std_logging.getLogger("test_history_resume"))
+    run = FakeRun()
+    resumed.setup_sacred(run)
+    resumed.load_state_dict(first.state_dict())
+    resumed.log_stat("test_return_mean", 3.0, 200)
+    assert run.info["test_return_mean"] == [1.0, 2.0, 3.0] and run.info["test_return_mean_T"] == [0, 100, 200]
+    assert "return_mean" not in run.info and run.info["test_history_until"] == 100
+    assert [s for s in run.scalars if s[0] == "test_return_mean"] == [("test_return_mean", 1.0, 0),
+                                                                       ("test_return_mean", 2.0, 100),
+                                                                       ("test_return_mean", 3.0, 200)]
+    assert dict(resumed.stats) == {"test_return_mean": [(200, 3.0)]}
+    # a third part gets the history of both earlier parts
+    assert resumed.state_dict()["test_history"] == {"test_return_mean": [[0, 1.0], [100, 2.0], [200, 3.0]]}
