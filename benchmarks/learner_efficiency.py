@@ -47,7 +47,10 @@ from report import write_report  # noqa: E402  (benchmarks/report.py)
 # get_env_info() of a SMAX 3m batch (src/envs/smax.py), fixed here so the benchmark needs no JAX
 SMAX_3M = {"n_agents": 3, "n_actions": 8, "obs_shape": 75, "state_shape": 96, "episode_limit": 100,
            "map_name": "3m"}
-DEFAULT_VARIANTS = "rnn,grsn,lif"
+DEFAULT_VARIANTS = "rnn,grsn,lif,rnn+rnn_fused_gru=false"
+# the speed switches off: the eager maths whose FLOPs define "one update" for every path of an agent
+# (the fused paths do the same products, some as in-place addmm_ that FlopCounterMode does not count)
+REFERENCE_KEYS: Dict[str, Any] = {"rnn_fused_gru": False}
 
 
 class NullLogger:
@@ -194,18 +197,25 @@ def median_ratio(a: List[float], b: List[float]) -> float:
 
 
 def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repeats: int, warmup: int,
-        matmul_n: int, matmul_calls: int, seed: int) -> Dict[str, Any]:
-    """Time every variant and the matmul in turn for ``repeats`` rounds; efficiencies and ratios."""
+        matmul_n: int, matmul_calls: int, seed: int, keep_heap: bool = True) -> Dict[str, Any]:
+    """Time every variant and the matmul in turn for ``repeats`` rounds; efficiencies and ratios.
+
+    FLOPs of a variant are those of its agent's reference path (``REFERENCE_KEYS``), the same for
+    every path of the same maths. ``keep_heap`` sets ``learner_keep_heap`` (process-wide) for all."""
+    heap = {"learner_keep_heap": bool(keep_heap)}
     batch = fake_batch(info, batch_size, T, seed)
     learners = {}
     for label in variants:
         agent, extra = parse_variant(label)
-        learners[label] = build_learner(agent, info, extra, seed)
+        learners[label] = build_learner(agent, info, {**heap, **extra}, seed)
     rows: Dict[str, Dict[str, Any]] = {}
     for label, learner in learners.items():
-        flops, per_op = count_flops(lambda: learner.train(batch, t_env=0, episode=0))
         agent, extra = parse_variant(label)
+        reference = build_learner(agent, info, {**heap, **extra, **REFERENCE_KEYS}, seed)
+        flops, per_op = count_flops(lambda: reference.train(batch, t_env=0, episode=0))
+        counted_here, _ = count_flops(lambda: learner.train(batch, t_env=0, episode=0))
         rows[label] = {"agent": agent, "config": extra, "matmul_flops": flops, "flops_per_op": per_op,
+                       "flop_counter_this_path": counted_here,
                        "hand_count_flops": hand_count(agent, batch_size, T, info["n_agents"],
                                                       learners[label].mac.input_shape, 64,
                                                       info["n_actions"], info["state_shape"]),
@@ -229,6 +239,8 @@ def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repe
         row["cpu_ms_median"] = 1e3 * statistics.median(row["cpu_s_all"])
         row["efficiency_median"] = statistics.median(effs)
         row["efficiency_all"] = effs
+        row["cpu_ms_min"] = 1e3 * min(row["cpu_s_all"])
+        row["efficiency_best"] = max(effs)
         row["gflop"] = row["matmul_flops"] / 1e9
     ratios: Dict[str, float] = {}
     base = "rnn" if "rnn" in rows else None
@@ -247,14 +259,16 @@ def markdown(res: Dict[str, Any]) -> str:
              f"{m['repeats']} interleaved repeats (medians). Large-matmul rate ({m['matmul_n']}^3 fp32) in the "
              f"same process: {res['matmul_gflops_median']:.1f} GFLOP/s. Load average start/end "
              f"{m['loadavg_start']} / {m['loadavg_end']}.", "",
-             "| variant | matmul GFLOP / update | hand count | CPU ms / update | efficiency | time / rnn |",
+             "| variant | matmul GFLOP / update | hand count | CPU ms / update (min) | efficiency (best) | time / rnn |",
              "|---|---|---|---|---|---|"]
     for label, row in res["variants"].items():
         ratio = res["time_ratios"].get(f"{label}/rnn", 1.0 if label == "rnn" else float("nan"))
         lines.append(f"| {label} | {row['gflop']:.3f} | {row['hand_count_flops'] / 1e9:.3f} | "
-                     f"{row['cpu_ms_median']:.1f} | {row['efficiency_median']:.2f} | {ratio:.2f} |")
-    lines += ["", "efficiency = matmul FLOPs / (CPU s x large-matmul FLOP/s); time / rnn = median of the "
-              "per-repeat ratios of CPU time."]
+                     f"{row['cpu_ms_median']:.1f} ({row['cpu_ms_min']:.1f}) | {row['efficiency_median']:.2f} "
+                     f"({row['efficiency_best']:.2f}) | {ratio:.2f} |")
+    lines += ["", "efficiency = matmul FLOPs (of the reference path, see `REFERENCE_KEYS`) / (CPU s x large-matmul "
+              "FLOP/s), median over repeats (best repeat in brackets); time / rnn = median of the per-repeat "
+              f"ratios of CPU time. learner_keep_heap = {m['keep_heap']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -269,6 +283,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--matmul-n", type=int, default=1024)
     p.add_argument("--matmul-calls", type=int, default=5, help="matmuls per repeat for the rate")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--keep-heap", type=int, choices=(0, 1), default=1,
+                   help="learner_keep_heap for every variant (process-wide: compare across runs only)")
     p.add_argument("--name", default="learner_efficiency", help="output file stem under --out-dir")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
     a = p.parse_args(argv)
@@ -278,10 +294,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     variants = [v for v in a.variants.split(",") if v]
     for v in variants:
         parse_variant(v)
-    res = run(variants, SMAX_3M, a.batch_size, a.T, a.repeats, a.warmup, a.matmul_n, a.matmul_calls, a.seed)
+    res = run(variants, SMAX_3M, a.batch_size, a.T, a.repeats, a.warmup, a.matmul_n, a.matmul_calls, a.seed,
+              keep_heap=bool(a.keep_heap))
     res["meta"] = {"date": time.strftime("%Y-%m-%d %H:%M"), "map": SMAX_3M["map_name"], "env_info": SMAX_3M,
                    "batch_size": a.batch_size, "T": a.T, "repeats": a.repeats, "warmup": a.warmup,
-                   "matmul_n": a.matmul_n, "torch": torch.__version__, "python": platform.python_version(),
+                   "matmul_n": a.matmul_n, "keep_heap": bool(a.keep_heap), "torch": torch.__version__, "python": platform.python_version(),
                    "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                    "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
                    "wall_s": time.perf_counter() - start, "command": "python benchmarks/learner_efficiency.py "

@@ -38,6 +38,8 @@ class Packing:
         for n in self.bs_list:
             self.offsets.append(self.offsets[-1] + n)
         self.n_rows = self.offsets[-1]
+        # every episode uses all T slots: the packed rows already are the time-major layout
+        self.full = self.n_rows == self.T * self.batch
         # padded position (episode b, time t, rank r) of every packed row, time-major
         t_idx = torch.repeat_interleave(steps, self.batch_sizes)
         r_idx = torch.cat([torch.arange(n) for n in self.bs_list]) if self.n_rows else steps[:0]
@@ -66,12 +68,16 @@ class Packing:
 
     def to_time_major(self, rows: Tensor) -> Tensor:
         """``rows`` [n_rows, ...] -> ``[T, batch, ...]`` in rank order (zeros in the padding)."""
+        if self.full:   # no padding: a view (row t * batch + r is time t, rank r)
+            return rows.reshape((self.T, self.batch) + tuple(rows.shape[1:]))
         out = rows.new_zeros((self.T * self.batch,) + tuple(rows.shape[1:]))
         flat = self.tr_flat.to(rows.device)
         return out.index_copy(0, flat, rows).view((self.T, self.batch) + tuple(rows.shape[1:]))
 
     def from_time_major(self, x: Tensor) -> Tensor:
         """``x`` [T, batch, ...] in rank order -> ``[n_rows, ...]`` (inverse of ``to_time_major``)."""
+        if self.full:
+            return x.flatten(0, 1)
         return x.flatten(0, 1).index_select(0, self.tr_flat.to(x.device))
 
     def rows_in(self, other: "Packing") -> Tensor:

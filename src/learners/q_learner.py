@@ -14,6 +14,7 @@ from components.episode_buffer import EpisodeBatch
 from components.packing import Packing
 from modules.mixers import REGISTRY as MIXER_REGISTRY
 from utils.device import torch_threads
+from utils.malloc import keep_freed_memory
 from utils.optim import gradient_step
 from utils.registry import lookup
 from utils.rl_utils import td_lambda_targets
@@ -44,6 +45,8 @@ class QLearner:
         self.threads = int(getattr(args, "learner_threads", 0) or 0)
         if self.threads < 0:
             raise ValueError(f"learner_threads must be >= 0 (0 = torch_threads), got {self.threads}.")
+        if bool(getattr(args, "learner_keep_heap", True)):
+            keep_freed_memory()   # large temporaries reused without page faults (utils/malloc.py)
 
     def _mix(self, mixer: Optional[torch.nn.Module], qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """[..., agents] with states [..., state_dim] -> [..., 1] (or the agents' values unmixed for IQL)."""
@@ -121,13 +124,16 @@ class QLearner:
             self.update_targets()
             self.last_target_update_episode = episode
 
-        mask_elems = mask.sum().item() * k
+        with torch.no_grad():   # one host sync for all statistics
+            sums = torch.stack([mask.sum() * k, loss.detach(), td_error.abs().sum(), (chosen_tot * mask).sum(),
+                                (targets * mask).sum()]).tolist()
+        mask_elems = sums[0]
         stats = {
-            "loss": loss.item(),
+            "loss": sums[1],
             "grad_norm": float(grad_norm),
-            "td_error_abs": td_error.abs().sum().item() / mask_elems,
-            "q_taken_mean": (chosen_tot * mask).sum().item() / mask_elems,
-            "target_mean": (targets * mask).sum().item() / mask_elems,
+            "td_error_abs": sums[2] / mask_elems,
+            "q_taken_mean": sums[3] / mask_elems,
+            "target_mean": sums[4] / mask_elems,
         }
         if t_env - self.last_log_t >= args.learner_log_interval:
             for key, value in stats.items():

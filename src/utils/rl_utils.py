@@ -20,7 +20,31 @@ def td_lambda_targets(reward: torch.Tensor, terminated: torch.Tensor, mask: torc
     where ``G'_{t+1} = G_{t+1}`` if step t+1 is a filled transition, else ``Q_{t+1}``: an
     episode cut by the time limit (no terminal flag) bootstraps from the value of its last
     state. Returns ``[batch, T]``; entries where ``mask == 0`` are zero.
+
+    The recursion is linear, ``G_t = a_t + b_t G_{t+1}`` with
+    ``a_t = m_t (r_t + gamma (1 - d_t) (1 - lambda f_{t+1}) Q_{t+1})`` and
+    ``b_t = m_t gamma (1 - d_t) lambda f_{t+1}`` (``f_{t+1}`` = mask of step t+1, 0 after the last
+    column), so it runs as a reverse scan by doubling: ``ceil(log2 T)`` rounds of
+    ``a_t += b_t a_{t+s}``, ``b_t *= b_{t+s}`` on whole tensors, no loop over time (same values as
+    the step-by-step recursion ``td_lambda_targets_loop`` up to rounding).
     """
+    batch, T = reward.shape
+    f_next = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)
+    cont = gamma * (1 - terminated)
+    q_next = target_q[:, 1:T + 1]
+    a = mask * (reward + cont * q_next * (1 - td_lambda * f_next))
+    b = mask * cont * (td_lambda * f_next)
+    s = 1
+    while s < T:
+        a = torch.cat([a[:, :T - s] + b[:, :T - s] * a[:, s:], a[:, T - s:]], dim=1)
+        b = torch.cat([b[:, :T - s] * b[:, s:], torch.zeros_like(b[:, T - s:])], dim=1)
+        s *= 2
+    return a
+
+
+def td_lambda_targets_loop(reward: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor,
+                           target_q: torch.Tensor, gamma: float, td_lambda: float) -> torch.Tensor:
+    """``td_lambda_targets`` as the step-by-step backward recursion (the reference for tests)."""
     batch, T = reward.shape
     out = torch.zeros_like(reward)
     next_g = target_q[:, T]

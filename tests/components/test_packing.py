@@ -52,3 +52,18 @@ def test_bad_lengths_are_clear_errors():
 def test_all_empty_episodes_pack_to_nothing():
     p = Packing.from_mask(torch.zeros(3, 1), extra=1)            # a batch of empty episodes: slot 0 only
     assert p.bs_list == [3, 0] and p.n_rows == 3
+
+
+def test_full_length_batches_take_the_view_shortcut_with_the_same_values():
+    """All episodes of length T: to/from_time_major are views, equal to the general index path."""
+    p = Packing(torch.tensor([3, 3]), 3)
+    assert p.full
+    x = torch.arange(2 * 3 * 2, dtype=torch.float64).view(2, 3, 2)
+    rows = p.pack(x)
+    tm = p.to_time_major(rows)
+    assert tm[:, :, 0].tolist() == [[0, 6], [2, 8], [4, 10]]        # x[b, t, 0] = 6b + 2t
+    assert tm.data_ptr() == rows.data_ptr()                         # no copy
+    p.full = False                                                  # the general path, same numbers
+    assert torch.equal(p.to_time_major(rows), tm)
+    assert torch.equal(p.from_time_major(tm), rows)
+    assert not Packing(torch.tensor([3, 2]), 3).full

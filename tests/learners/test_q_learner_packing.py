@@ -75,7 +75,7 @@ def _pair(**kw):
     return pad, packed
 
 
-CASES = [dict(agent="rnn"), dict(agent="grsn"), dict(agent="lif"), dict(agent="grsn", tap=False),
+CASES = [dict(agent="rnn"), dict(agent="rnn", rnn_fused_gru=False), dict(agent="grsn"), dict(agent="lif"), dict(agent="grsn", tap=False),
          dict(agent="rnn", mac_unroll="stepwise"), dict(agent="lif", mac_unroll="stepwise"),
          dict(agent="rnn", mixer="vdn", double_q=False), dict(agent="grsn", mixer=None)]
 
@@ -94,6 +94,23 @@ def test_packed_equals_padded_loss_stats_and_grads(kw):
     for g_pad, g_packed in grads:
         torch.testing.assert_close(g_packed, g_pad, rtol=1e-10, atol=1e-12)
     for p, q in zip(pad.params, packed.params):                     # and the same Adam step
+        torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("agent", ["rnn", "grsn"])
+def test_packed_equals_padded_on_full_length_episodes(agent, monkeypatch):
+    """Every episode fills the buffer (the packing's no-padding shortcut): same loss, grads, step."""
+    import sys
+    mod = sys.modules[__name__]
+    monkeypatch.setattr(mod, "LENGTHS", [6] * 4)
+    monkeypatch.setattr(mod, "TIMEOUT", {1})
+    pad, packed = _pair(agent=agent)
+    batch = _batch()
+    assert Packing.from_mask(batch.mask(), extra=1).full
+    s_pad, s_packed = pad.train(batch, t_env=0, episode=0), packed.train(batch, t_env=0, episode=0)
+    assert s_packed["loss"] == pytest.approx(s_pad["loss"], rel=1e-10)
+    for p, q in zip(pad.params, packed.params):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12)
 
 

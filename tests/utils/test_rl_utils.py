@@ -84,3 +84,27 @@ def test_frozen_stops_gradients_and_restores_the_flags():
     except RuntimeError:
         pass
     assert net.weight.requires_grad
+
+
+def test_td_lambda_scan_equals_the_step_recursion_in_float64():
+    """The doubling scan and the step-by-step recursion agree on random episodes of every length
+    (terminated, cut by the time limit, empty), T from 1 to 70 (powers of two and not)."""
+    from utils.rl_utils import td_lambda_targets_loop
+
+    g = torch.Generator().manual_seed(3)
+    for T in (1, 2, 3, 8, 33, 70):
+        B = 9
+        lengths = torch.randint(0, T + 1, (B,), generator=g)
+        lengths[0] = T
+        mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).double()
+        term = torch.zeros(B, T, dtype=torch.float64)
+        for b in range(B):
+            if lengths[b] > 0 and b % 2 == 0:
+                term[b, lengths[b] - 1] = 1.0
+        r = torch.randn(B, T, generator=g, dtype=torch.float64)
+        q = torch.randn(B, T + 1, generator=g, dtype=torch.float64)
+        for gamma, lam in ((0.99, 0.6), (0.5, 0.0), (1.0, 1.0)):
+            got = td_lambda_targets(r, term, mask, q, gamma, lam)
+            want = td_lambda_targets_loop(r, term, mask, q, gamma, lam)
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+            assert bool((got[mask == 0] == 0).all())

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from components.packing import Packing
+from modules.fused_gru import fused_gru
 
 from ._common import arg, check_inputs, flat_hidden, n_actions
 
@@ -29,6 +30,7 @@ class RNNAgent(nn.Module):
         self.fc1 = nn.Linear(self.input_shape, self.hidden_dim)
         self.rnn = nn.GRU(self.hidden_dim, self.hidden_dim)
         self.fc2 = nn.Linear(self.hidden_dim, self.n_actions)
+        self.fused_gru = bool(arg(args, "rnn_fused_gru", True))
 
     def init_hidden(self, n: int) -> Tensor:
         """Zero hidden state ``[n, rnn_hidden_dim]`` (n = batch * agents) on the agent's device."""
@@ -63,11 +65,16 @@ class RNNAgent(nn.Module):
         prefix of still-running episodes. The rows' layout already is a ``PackedSequence`` (time-major,
         longest episodes first, agents innermost): without autograd nn.GRU runs it (its C++ loop is
         fastest there); with autograd a Python loop of nn.GRU's equations on precomputed input
-        products (nn.GRU's packed backward is about 2x slower on CPU)."""
+        products (nn.GRU's packed backward is about 2x slower on CPU). With ``rnn_fused_gru`` (default)
+        both cases run ``modules.fused_gru`` instead (per-step products, hand-written backward)."""
         check_inputs("RNNAgent", inputs, 3, self.input_shape)
         rows, a, e = inputs.shape
         x = F.relu(self.fc1(inputs.reshape(rows * a, e)))
         sizes = [n * a for n in packing.bs_list if n > 0]                 # (trailing zeros: empty steps)
+        if self.fused_gru:   # rnn_fused_gru: same values and gradients, hand-written backward
+            y = fused_gru(x, sizes, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0, self.rnn.weight_hh_l0,
+                          self.rnn.bias_hh_l0) if sizes else x.new_zeros(0, self.hidden_dim)
+            return self.fc2(y).view(rows, a, self.n_actions)
         if not torch.is_grad_enabled():
             y, _ = self.rnn(PackedSequence(x, torch.tensor(sizes, dtype=torch.long)))
             return self.fc2(y.data).view(rows, a, self.n_actions)
