@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import torch  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from components.episode_buffer import EpisodeBatch  # noqa: E402
@@ -174,6 +175,43 @@ def hand_count(agent: str, B: int, T: int, a: int, e: int, H: int, n: int, s: in
     return online + target
 
 
+MATMUL_OPS = ("mm", "addmm", "addmm_", "bmm", "baddbmm")
+
+
+class MatmulRecorder(TorchDispatchMode):
+    """Records every matmul (``MATMUL_OPS``, any overload) of the code it wraps: the op and the
+    sizes, strides and dtype of its tensor arguments, for ``replay``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: List[Tuple[Any, List[Any], Dict[str, Any]]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.overloadpacket.__name__ in MATMUL_OPS:
+            spec = lambda v: (tuple(v.shape), tuple(v.stride()), v.dtype) if isinstance(v, torch.Tensor) else v  # noqa: E731
+            self.calls.append((func, [spec(v) for v in args], {k: spec(v) for k, v in kwargs.items()}))
+        return func(*args, **kwargs)
+
+
+def replay(calls: List[Tuple[Any, List[Any], Dict[str, Any]]], rounds: int = 3) -> float:
+    """Minimum over ``rounds`` of the CPU seconds the recorded matmuls take alone, on fresh tensors of the
+    same sizes and strides (outputs preallocated, so no allocation is timed)."""
+    def make(v: Any) -> Any:
+        if isinstance(v, tuple) and len(v) == 3 and isinstance(v[2], torch.dtype):
+            size, stride, dtype = v
+            return torch.empty_strided(size, stride, dtype=dtype).normal_()
+        return v
+    built = [(f, [make(v) for v in a], {k: make(v) for k, v in kw.items()}) for f, a, kw in calls]
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
+        for f, a, kw in built:
+            f(*a, **kw)
+        best = min(best, time.process_time() - t0)
+    return best
+
+
 def matmul_rate_call(n: int) -> Tuple[Callable[[], None], int]:
     """A ``n x n @ n x n`` fp32 matmul and its FLOPs."""
     g = torch.Generator().manual_seed(0)
@@ -220,6 +258,11 @@ def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repe
                                                       learners[label].mac.input_shape, 64,
                                                       info["n_actions"], info["state_shape"]),
                        "cpu_s_all": []}
+    for label, learner in learners.items():     # the update's own matmuls, alone (the shape ceiling)
+        with MatmulRecorder() as rec:
+            learner.train(batch, t_env=0, episode=0)
+        rows[label]["matmul_calls"] = len(rec.calls)
+        rows[label]["matmul_alone_s"] = replay(rec.calls)
     mm_call, mm_flops = matmul_rate_call(matmul_n)
     for _ in range(warmup):
         mm_call()
@@ -242,6 +285,9 @@ def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repe
         row["cpu_ms_min"] = 1e3 * min(row["cpu_s_all"])
         row["efficiency_best"] = max(effs)
         row["gflop"] = row["matmul_flops"] / 1e9
+        # efficiency if the update did nothing but its matmuls at the rate they reach alone
+        row["shape_ceiling"] = row["matmul_flops"] / (row["matmul_alone_s"] * statistics.median(rates) * 1e9)
+        row["matmul_share_of_update"] = row["matmul_alone_s"] / statistics.median(row["cpu_s_all"])
     ratios: Dict[str, float] = {}
     base = "rnn" if "rnn" in rows else None
     for label in rows:
@@ -259,16 +305,21 @@ def markdown(res: Dict[str, Any]) -> str:
              f"{m['repeats']} interleaved repeats (medians). Large-matmul rate ({m['matmul_n']}^3 fp32) in the "
              f"same process: {res['matmul_gflops_median']:.1f} GFLOP/s. Load average start/end "
              f"{m['loadavg_start']} / {m['loadavg_end']}.", "",
-             "| variant | matmul GFLOP / update | hand count | CPU ms / update (min) | efficiency (best) | time / rnn |",
-             "|---|---|---|---|---|---|"]
+             "| variant | matmul GFLOP / update | hand count | CPU ms / update (min) | efficiency (best) | time / rnn | "
+             "matmuls alone ms | shape ceiling |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, row in res["variants"].items():
         ratio = res["time_ratios"].get(f"{label}/rnn", 1.0 if label == "rnn" else float("nan"))
         lines.append(f"| {label} | {row['gflop']:.3f} | {row['hand_count_flops'] / 1e9:.3f} | "
                      f"{row['cpu_ms_median']:.1f} ({row['cpu_ms_min']:.1f}) | {row['efficiency_median']:.2f} "
-                     f"({row['efficiency_best']:.2f}) | {ratio:.2f} |")
+                     f"({row['efficiency_best']:.2f}) | {ratio:.2f} | {1e3 * row['matmul_alone_s']:.1f} | "
+                     f"{row['shape_ceiling']:.2f} |")
     lines += ["", "efficiency = matmul FLOPs (of the reference path, see `REFERENCE_KEYS`) / (CPU s x large-matmul "
               "FLOP/s), median over repeats (best repeat in brackets); time / rnn = median of the per-repeat "
-              f"ratios of CPU time. learner_keep_heap = {m['keep_heap']}."]
+              f"ratios of CPU time. learner_keep_heap = {m['keep_heap']}. matmuls alone = the update's own "
+              "matmul calls (recorded shapes and strides) replayed back to back on preallocated tensors; shape ceiling = "
+              "the efficiency an update made of nothing else would reach (those matmuls' FLOPs / (their time alone x "
+              "large-matmul rate))."]
     return "\n".join(lines) + "\n"
 
 
