@@ -2,9 +2,12 @@
 
 For every task, builds the GRU and the GRSN agent exactly as ``src/main.py`` would (fresh, or
 from ``--ckpt TASK:AGENT=PATH``), plays greedy episodes until ``--decisions`` decisions and
-counts operations with ``utils.energy`` (conventions in its docstring). Writes
-``benchmarks/results/energy.json`` and ``energy.md`` with the paper's layout, the GRSN/GRU
-energy ratio and the paper's own ratio beside it.
+counts operations with the ``energy`` package (conventions: docs/energy.md; ``--convention
+paper`` counts as the GRSN paper's numbers imply). Writes ``<out>/<tag>.json`` and ``.md``
+(default ``benchmarks/results/energy_run``) with the paper's layout, the GRSN/GRU energy ratio
+compute-only and memory-aware (``energy.memory``), the paper's own ratio, and the firing rate at
+which GRSN would break even with the GRU under each energy model. A record committed to git is
+never overwritten unless ``--overwrite`` is given.
 
 PO control counts actor + critic, which is the paper's PO-Ctrl convention (its RNN column,
 136.70K, is exactly two GRUs of 48 -> 128: the actor's and the critic's); the actor alone (the
@@ -12,6 +15,7 @@ deployed network) is listed too. MARL counts one agent network per decision; the
 is the QMIX mixer per environment step.
 
     python benchmarks/energy_table.py                       # fresh networks, 3m 8m Pendulum-P CartPole-V
+    python benchmarks/energy_table.py --marl-maps --po-keys Pendulum-P --convention paper --tag energy_paper
     python benchmarks/energy_table.py --marl-maps 8m --po-keys Pendulum-P \
         --ckpt 8m:rnn=results/models/<tok> --ckpt 8m:grsn=results/models/<tok2>
     python benchmarks/energy_table.py --marl-maps MMM2 --po-keys --tag energy_mmm2   # SMAX MMM2 (Medivac)
@@ -64,6 +68,9 @@ COLUMNS: List[Tuple[str, str]] = [
     ("gru_rnn_k", "GRU RNN (K)"), ("gru_energy_kpj", "GRU Energy (KpJ)"), ("grsn_mlp_k", "GRSN MLP (K)"),
     ("grsn_snn_k", "GRSN SNN (K)"), ("grsn_energy_kpj", "GRSN Energy (KpJ)"), ("mixer_k", "Mixer (K)"),
     ("ratio_pct", "GRSN/GRU (%)"), ("paper_ratio_pct", "paper GRSN/GRU (%)"), ("grsn_firing_rate", "GRSN firing rate"),
+    ("gru_energy_mem_kpj", "GRU Energy + memory (KpJ)"), ("grsn_energy_mem_kpj", "GRSN Energy + memory (KpJ)"),
+    ("ratio_mem_pct", "GRSN/GRU + memory (%)"), ("break_even_compute", "GRSN break-even rate, compute-only"),
+    ("break_even_mem", "GRSN break-even rate, + memory"),
 ]
 
 
@@ -118,7 +125,7 @@ def po_result(task: str, agent: str, ckpt: str, decisions: int, extra: List[str]
     return po_energy(args, actor, episodes, critic)
 
 
-def smac_structural(task: str, decisions: int) -> Dict[str, Any]:
+def smac_structural(task: str, decisions: int, convention: str = "ours") -> Dict[str, Any]:
     """GRU and GRSN agents and the QMIX mixer with SC2 SMAC shapes of ``task`` (``SMAC_SHAPES``,
     e.g. 8m: agent input 80 obs + 14 last action + 8 id = 102, 14 actions, state 168) on random
     inputs: the MAC columns are structural, so this row checks the counting against the paper's."""
@@ -128,6 +135,7 @@ def smac_structural(task: str, decisions: int) -> Dict[str, Any]:
     from modules.agents import REGISTRY as AGENTS
     from modules.mixers.qmix import QMixer
     from energy.counting import OpCounter
+    from energy.evaluate import with_memory
 
     torch.manual_seed(0)
     n_in, n_actions, n_agents, n_state = SMAC_SHAPES[task]
@@ -137,11 +145,11 @@ def smac_structural(task: str, decisions: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for name in ("rnn", "grsn"):
         agent = AGENTS[name](n_in, args)
-        with torch.no_grad(), OpCounter(agent) as c:
+        with torch.no_grad(), OpCounter(agent, convention=convention) as c:
             agent.forward_seq(torch.rand(t, b, n_agents, n_in), agent.init_hidden(b * n_agents))
-        out[name] = c.summary(t * b * n_agents).as_dict()
+        out[name] = with_memory(c.summary(t * b * n_agents))
     mixer = QMixer(n_agents, n_state, args)
-    with torch.no_grad(), OpCounter(mixer) as c:
+    with torch.no_grad(), OpCounter(mixer, convention=convention) as c:
         mixer(torch.zeros(1, 4, n_agents), torch.rand(1, 4, n_state))
     out["mixer_k"] = c.summary(4).mac / 1e3
     return out
@@ -174,13 +182,26 @@ def paper_ratio(task: str) -> Optional[float]:
     return ratio(ref["grsn"][2], ref["gru"][2]) if ref else None
 
 
+def break_even(gru: Dict[str, Any], grsn: Dict[str, Any], memory: bool) -> Optional[float]:
+    """``energy.memory.break_even_rate`` of the GRSN counts against the GRU counts (as_dict form),
+    compute-only or under the default memory model."""
+    from energy.counting import OpsSummary
+    from energy.memory import break_even_rate, memory_model
+
+    return break_even_rate(OpsSummary.from_dict(grsn), OpsSummary.from_dict(gru), memory_model() if memory else None)
+
+
 def row_from(task: str, network: str, gru: Dict[str, Any], grsn: Dict[str, Any],
              mixer_k: Optional[float]) -> Dict[str, Any]:
     return {"task": task, "network": network, "gru_mlp_k": gru["mlp_k"], "gru_rnn_k": gru["rnn_k"],
             "gru_energy_kpj": gru["energy_kpj"], "grsn_mlp_k": grsn["mlp_k"], "grsn_snn_k": grsn["snn_k"],
             "grsn_energy_kpj": grsn["energy_kpj"], "mixer_k": mixer_k,
             "ratio_pct": ratio(grsn["energy_kpj"], gru["energy_kpj"]), "paper_ratio_pct": paper_ratio(task),
-            "grsn_firing_rate": grsn["firing_rate"]}
+            "grsn_firing_rate": grsn["firing_rate"], "gru_energy_mem_kpj": gru["energy_mem_kpj"],
+            "grsn_energy_mem_kpj": grsn["energy_mem_kpj"],
+            "ratio_mem_pct": ratio(grsn["energy_mem_kpj"], gru["energy_mem_kpj"]),
+            "break_even_compute": break_even(gru, grsn, memory=False),
+            "break_even_mem": break_even(gru, grsn, memory=True), "convention": grsn.get("convention", "ours")}
 
 
 def paper_row(task: str) -> Optional[Dict[str, Any]]:
@@ -193,8 +214,74 @@ def paper_row(task: str) -> Optional[Dict[str, Any]]:
             "mixer_k": ref["mixer"], "ratio_pct": ratio(s[2], g[2]), "paper_ratio_pct": ratio(s[2], g[2])}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    from energy.table import format_table
+def committed(path: str) -> bool:
+    """Whether ``path`` is a file git tracks in this repository (an existing file counts as
+    committed when git cannot tell)."""
+    import subprocess
+
+    if not os.path.exists(path):
+        return False
+    try:
+        res = subprocess.run(["git", "ls-files", "--error-unmatch", os.path.abspath(path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return res.returncode == 0
+
+
+def check_output(out: str, tag: str, overwrite: bool) -> None:
+    """A clear error instead of overwriting a committed record (``--overwrite`` allows it)."""
+    for ext in ("json", "md"):
+        path = os.path.join(out, f"{tag}.{ext}")
+        if committed(path) and not overwrite:
+            raise SystemExit(f"energy_table: {path} is a committed result; pass another --tag (or --out), or "
+                             f"--overwrite to replace it")
+
+
+def notes(rows: List[Dict[str, Any]], detail: Dict[str, Any], structural: Dict[str, Any],
+          convention: str) -> List[str]:
+    """The remarks under the table, each only where it applies, with numbers from this run."""
+    from energy.memory import DEFAULT_MEMORY_MODEL, memory_model
+
+    out: List[str] = []
+    fresh = sorted(f"{t}:{ag}" for t, d in detail.items() for ag, r in d.items() if not r["checkpoint_loaded"])
+    if fresh:
+        out += [f"Freshly initialised networks (no checkpoint): {', '.join(fresh)}. Untrained spiking layers "
+                "barely fire, so their SNN column is near zero; the MAC columns are structural and do not "
+                "depend on training.", ""]
+    for key, st in structural.items():
+        task = key.split("_smac_shapes")[0]
+        ref = PAPER.get(task)
+        if ref:
+            out += [f"MARL {task}: SMAX's vectors differ from SC2's on the same map, so fc1 and the mixer differ "
+                    f"from the paper's. With SMAC's {task} shapes (row 'SMAC {task} shapes') the counting gives "
+                    f"GRU {st['rnn']['mlp_k']:.2f} + {st['rnn']['rnn_k']:.2f} K, GRSN {st['grsn']['mlp_k']:.2f} K "
+                    f"and mixer {st['mixer_k']:.2f} K against the paper's {ref['gru'][0]:.2f} + {ref['gru'][1]:.2f}, "
+                    f"{ref['grsn'][0]:.2f} and {ref['mixer']:.2f}.", ""]
+    po = [r for r in rows if r["network"].startswith("actor + critic") and r["task"] in PAPER
+          and PAPER[r["task"]]["mixer"] is None]
+    if po:
+        diffs = ", ".join(f"{r['task']} {r['grsn_mlp_k']:.2f} vs {PAPER[r['task']]['grsn'][0]:.2f} K" for r in po)
+        if convention == "ours":
+            out += ["PO control counts actor + critic (the paper's RNN column is the actor's and the critic's "
+                    "GRU); the networks have the heads' shortcut (po_shortcut). GRSN MLP column, ours vs the "
+                    f"paper's: {diffs}. We count GRSN's gate products with their biases and every head input "
+                    "column that carries spikes as AC; `--convention paper` counts as the paper's numbers "
+                    "imply (docs/energy.md).", ""]
+        else:
+            out += [f"Counted with the paper's convention (gate biases dropped, the actor head's spike block as "
+                    f"MAC): GRSN MLP column vs the paper's: {diffs}.", ""]
+    mem = memory_model()
+    out += [f"Memory-aware energy: compute-only plus {mem.read_pj:g} pJ per 32-bit word read or written "
+            f"({DEFAULT_MEMORY_MODEL}: {mem.source}); weight reads = MAC + AC + spike-layer biases, plus a read "
+            "and a write of every neuron's / GRU cell's state per step (docs/energy.md). The break-even rate is "
+            "the firing rate of the GRSN's spiking layers at which its energy equals the GRU's (> 1: GRSN uses "
+            "less at any rate).", ""]
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    from energy.counting import CONVENTIONS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--marl-maps", nargs="*", default=["3m", "8m"])
@@ -202,12 +289,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--ckpt", action="append", default=[], help="TASK:AGENT=PATH, e.g. 8m:grsn=results/models/tok")
     p.add_argument("--po-models", default="", help="take the PO checkpoints from po_table1's model folders here")
     p.add_argument("--po-seed", type=int, default=1, help="seed of the po_table1 runs used with --po-models")
-    p.add_argument("--tag", default="energy", help="output name under --out (<tag>.json, <tag>.md)")
+    p.add_argument("--tag", default="energy_run", help="output name under --out (<tag>.json, <tag>.md)")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing a committed <tag>.json / .md")
+    p.add_argument("--convention", default="ours", choices=CONVENTIONS,
+                   help="ours (default) or paper: the counting the GRSN paper's Table 4 implies")
     p.add_argument("--decisions", type=int, default=1024)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--marl-override", action="append", default=[], help="extra key=value for MARL builds")
     p.add_argument("--po-override", action="append", default=[], help="extra key=value for PO builds")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from energy.table import format_table
+
+    p = parser()
     a = p.parse_args(argv)
+    check_output(a.out, a.tag, a.overwrite)
 
     ckpts: Dict[Tuple[str, str], str] = {}
     for item in a.ckpt:
@@ -218,17 +316,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             p.error(f"--ckpt '{item}' must be TASK:AGENT=PATH")
         ckpts[(task, agent)] = path
 
+    conv = [f"energy_convention={a.convention}"]
     rows: List[Dict[str, Any]] = []
     detail: Dict[str, Any] = {}
     structural: Dict[str, Any] = {}
     for task in a.marl_maps:
-        res = {ag: marl_result(task, ag, ckpts.get((task, ag), ""), a.decisions, a.marl_override)
+        res = {ag: marl_result(task, ag, ckpts.get((task, ag), ""), a.decisions, conv + a.marl_override)
                for ag in ("rnn", "grsn")}
         mixer = res["rnn"]["mixer"]
         rows.append(row_from(task, "agent (per decision)", res["rnn"]["agent"], res["grsn"]["agent"],
                              mixer["mac_ops"] / 1e3 if mixer else None))
         if task in SMAC_SHAPES:
-            st = smac_structural(task, a.decisions)
+            st = smac_structural(task, a.decisions, a.convention)
             rows.append(row_from(task, f"SMAC {task} shapes (structural, random inputs)", st["rnn"], st["grsn"],
                                  st["mixer_k"]))
             structural[f"{task}_smac_shapes"] = st
@@ -241,7 +340,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for ag in ("gru", "grsn"):
             if a.po_models and (task, ag) not in ckpts:
                 ckpts[(task, ag)] = po_table1_checkpoint(a.po_models, task, ag, a.po_seed)
-        res = {ag: po_result(task, ag, ckpts.get((task, ag), ""), a.decisions, a.po_override)
+        res = {ag: po_result(task, ag, ckpts.get((task, ag), ""), a.decisions, conv + a.po_override)
                for ag in ("gru", "grsn")}
         trained = " (trained)" if all(res[ag]["checkpoint_loaded"] for ag in res) else ""
         rows.append(row_from(task, "actor + critic" + trained, res["gru"]["actor_critic"],
@@ -255,32 +354,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     sources = sorted({f"{t}:{ag}: {d[ag]['source']}" for t, d in detail.items() for ag in d})
     table = format_table(rows, COLUMNS)
+    label = "ours" if a.convention == "ours" else "the GRSN paper's (labelled [paper counting])"
     md = "\n".join([
         "# Energy estimate: GRU vs GRSN (GRSN paper Table 4 layout)", "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} by benchmarks/energy_table.py; averaged over >= "
         f"{a.decisions} decisions of greedy episodes per network. MAC 4.6 pJ, AC 0.9 pJ; fan-in counts "
-        "the bias; per decision step (MARL: one agent network; mixer per env step). Conventions: "
-        "src/utils/energy.py.", "",
+        f"the bias; per decision step (MARL: one agent network; mixer per env step). Counting convention: "
+        f"{label}; conventions and the memory model: docs/energy.md.", "",
         table, "",
         "Weights: " + "; ".join(sources), "",
-        "Freshly initialised spiking networks barely fire, so their SNN column is near zero; the "
-        "MAC columns are structural and do not depend on training.", "",
-        "MARL: SMAX's vectors are larger than SC2's on the same map (8m: agent input 226 vs 102 in "
-        "SMAC, state 296 vs 168), so fc1 and the mixer are bigger than in the paper. With SMAC's 8m "
-        "shapes (row 'SMAC 8m shapes') the counting gives GRU 7.50 + 24.96 K, GRSN 14.91 K and mixer "
-        "51.20 K against the paper's 7.57 + 24.96, 14.98 and 51.20.", "",
-        "PO control: the networks follow DESIGN section 7 with the heads' shortcut (po_shortcut; "
-        "embedders 32/8/8, core 128, heads [128, 128] reading [core output, shortcut], twin-Q critic). "
-        "The GRU rows match the paper's Table 4 exactly (MLP 116.39 / 116.24 / 116.74 K, RNN 136.70 K "
-        "= the actor's and the critic's GRU). The GRSN MLP column is about 15.9 K below the paper's on "
-        "every task (92.32 vs 108.19 K on Pendulum-P): we count GRSN's gate products with their "
-        "biases and every head input column that carries spikes as AC; the paper's three GRSN "
-        "values are matched exactly only by leaving out the 4 x 128 gate biases and counting one "
-        "128 x 128 spike-reading block as MAC, which we could not tie to any layer of the authors' "
-        "networks. Freshly initialised GRSN cores barely fire; rows marked (trained) use trained "
-        "actors and critics.", ""])
+        *notes(rows, detail, structural, a.convention)])
     write_report(a.out, a.tag, {"rows": rows, "detail": detail, "structural": structural,
-                                "decisions": a.decisions}, md)
+                                "decisions": a.decisions, "convention": a.convention}, md)
     return 0
 
 

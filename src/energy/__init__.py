@@ -1,4 +1,4 @@
-"""Energy estimation: one package above ``modules`` (DESIGN.md section 2, docs/energy.md).
+"""Energy estimation: one package above ``modules`` (layers and conventions: docs/energy.md).
 
 * ``counting``: MAC / AC counting per layer (``OpCounter``) and the memory traffic it implies;
 * ``recording``: spike recording hooks on ``modules.neurons`` layers (``SpikeRecorder``);

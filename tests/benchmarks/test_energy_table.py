@@ -1,12 +1,14 @@
-"""energy_table: PO checkpoints from po_table1's model folders; the PO rows of fresh networks."""
+"""energy_table: PO checkpoints from po_table1's model folders; the PO rows of fresh networks; the
+output never overwrites a committed record by default; remarks only where they apply."""
 import json
 import os
+import re
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "benchmarks"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import energy_table  # noqa: E402
 
 
@@ -26,11 +28,40 @@ def test_po_table1_checkpoint_takes_the_largest_budget_of_the_shortcut_runs(tmp_
         energy_table.po_table1_checkpoint(str(tmp_path), "Pendulum-V", "gru", 1)
 
 
-def test_fresh_po_rows_count_the_shortcut_networks(tmp_path):
+@pytest.mark.parametrize("convention,grsn_mlp_k", [("ours", 92.68), ("paper", 108.55)])
+def test_fresh_po_rows_count_the_shortcut_networks(tmp_path, convention, grsn_mlp_k):
     assert energy_table.main(["--marl-maps", "--po-keys", "CartPole-V", "--decisions", "16",
-                              "--out", str(tmp_path), "--tag", "energy_small"]) == 0
-    rows = json.load(open(tmp_path / "energy_small.json"))["rows"]
-    both = next(r for r in rows if r["task"] == "CartPole-V" and r["network"] == "actor + critic")
+                              "--out", str(tmp_path), "--tag", "energy_small", "--convention", convention]) == 0
+    data = json.load(open(tmp_path / "energy_small.json"))
+    both = next(r for r in data["rows"] if r["task"] == "CartPole-V" and r["network"] == "actor + critic")
     assert round(both["gru_mlp_k"], 2) == 116.74 and round(both["gru_rnn_k"], 2) == 136.70
-    assert round(both["grsn_mlp_k"], 2) == 92.68
-    assert os.path.exists(tmp_path / "energy_small.md")
+    assert round(both["grsn_mlp_k"], 2) == grsn_mlp_k and both["convention"] == convention
+    assert both["grsn_energy_mem_kpj"] > both["grsn_energy_kpj"]
+    assert both["break_even_mem"] is not None and both["break_even_compute"] is not None
+    md = open(tmp_path / "energy_small.md").read()
+    assert "Freshly initialised networks (no checkpoint): CartPole-V:grsn, CartPole-V:gru." in md
+    assert ("[paper counting]" in md or "the GRSN paper's" in md) == (convention == "paper")
+    # every repository path the page cites exists; no design document outside the repository
+    assert "DESIGN" not in md
+    for path in re.findall(r"\b((?:docs|src|benchmarks)/[\w/.-]+\.(?:md|py))", md):
+        assert os.path.exists(os.path.join(ROOT, path)), path
+
+
+def test_defaults_do_not_overwrite_the_committed_record(tmp_path):
+    assert energy_table.committed(os.path.join(ROOT, "benchmarks", "results", "energy.json"))
+    assert not energy_table.committed(str(tmp_path / "energy.json"))
+    defaults = energy_table.parser().parse_args([])
+    assert (defaults.out, defaults.tag) == (os.path.join(ROOT, "benchmarks", "results"), "energy_run")
+    assert not energy_table.committed(os.path.join(defaults.out, defaults.tag + ".json"))
+    with pytest.raises(SystemExit, match="energy.json is a committed result.*--overwrite"):
+        energy_table.main(["--marl-maps", "--po-keys", "--tag", "energy"])
+    energy_table.check_output(os.path.join(ROOT, "benchmarks", "results"), "energy", overwrite=True)  # allowed
+
+
+def test_untrained_remark_only_for_untrained_networks():
+    trained = {"Pendulum-P": {"gru": {"checkpoint_loaded": True}, "grsn": {"checkpoint_loaded": True}}}
+    text = "\n".join(energy_table.notes([], trained, {}, "ours"))
+    assert "Freshly initialised" not in text and "barely fire" not in text
+    half = {"Pendulum-P": {"gru": {"checkpoint_loaded": True}, "grsn": {"checkpoint_loaded": False}}}
+    text = "\n".join(energy_table.notes([], half, {}, "ours"))
+    assert "Freshly initialised networks (no checkpoint): Pendulum-P:grsn." in text

@@ -1,4 +1,4 @@
-"""No lower layer imports the energy package (or anything above it): DESIGN.md section 2."""
+"""No lower layer imports the energy package (or anything above it); layers in docs/energy.md."""
 import ast
 import os
 
@@ -44,7 +44,7 @@ def test_imported_packages_sees_function_level_imports(tmp_path):
 def test_lower_layers_do_not_import_energy_or_above(package):
     bad = {os.path.relpath(p, SRC): sorted(imported_packages(p) & FORBIDDEN[package]) for p in python_files(package)}
     bad = {k: v for k, v in bad.items() if v}
-    assert not bad, f"upward imports (DESIGN.md section 2: main -> run -> energy -> modules -> components/utils): {bad}"
+    assert not bad, f"upward imports (main -> run -> energy -> modules -> components/utils, docs/energy.md): {bad}"
 
 
 def test_the_old_utils_energy_import_would_fail(tmp_path):
