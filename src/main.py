@@ -1,9 +1,13 @@
 """Entry point: ``python src/main.py --config=ALG --env-config=ENV [with key=value ...]``.
 
-Builds and validates the config (utils.config), opens a sacred run with a FileStorageObserver under
-``results/sacred/<env>/<scenario>/<name>/<id>`` (and a MongoObserver when ``mongo_url`` is set and
-the server answers; utils.mongo), stores the config with mongo_url's password redacted,
-seeds everything from ``seed`` and hands over to the run loop named by ``run``.
+Builds and validates the config (utils.config), checks at start-up what would otherwise fail late
+(the results folders are writable, the run's folders stay inside ``local_results_path``), opens a
+sacred run with a FileStorageObserver under ``results/sacred/<env>/<scenario>/<name>/<id>`` (and a
+MongoObserver when ``mongo_url`` is set and the server answers; utils.mongo), stores the config
+with mongo_url's password redacted, seeds everything from ``seed`` and hands over to the run loop
+named by ``run``. A user's error (bad config, unwritable folder, full disk at a save, a diverged
+loss) is one ``error:`` line; a stop by Ctrl-C / SIGTERM ends with the exact command that resumes
+the run (or says that nothing was saved). No arguments: the usage, exit code 2.
 """
 from __future__ import annotations
 
@@ -29,7 +33,26 @@ from utils.registry import MissingDependencyError, RegistryError, lookup  # noqa
 
 # Errors that are the user's to fix: printed as one line, without a traceback wall.
 USER_ERRORS = (ConfigError, RegistryError, MissingDependencyError, ValueError, FileNotFoundError,
-               MongoUnavailableError)
+               MongoUnavailableError, FloatingPointError)
+
+USAGE = """usage: python src/main.py --config=ALG --env-config=ENV [with key=value ...]
+
+  ALG  an algorithm file of config/algs/ (qmix, vdn, td3, sacd, td3_snn, td3_proxy, ...)
+  ENV  an environment file of config/envs/ (smax, sc2, pomdp, mujoco)
+  key=value  any key of config/default.yaml (documented there), e.g. agent=grsn
+             env_args.map_name=3m t_max=200000 seed=2; dotted keys set env_args members.
+
+examples:
+  python src/main.py --config=qmix --env-config=smax with agent=grsn env_args.map_name=3m
+  python src/main.py --config=td3 --env-config=pomdp with agent=grsn env_args.key=Pendulum-P
+  python src/main.py --config=qmix --env-config=smax with checkpoint_path=results/models/<token>   # resume
+  python src/main.py --config=qmix --env-config=smax with checkpoint_path=results/models/<token> evaluate=True
+
+Ctrl-C / SIGTERM saves a last checkpoint and prints the command that resumes the run;
+docs/faults.md lists what is checked at start-up and what happens on a fault."""
+
+# A sacred record still RUNNING whose heartbeat (every 10 s) is older than this is of a killed run.
+STALE_HEARTBEAT_S = 600.0
 
 
 def run_variant(config: Dict[str, Any]) -> str:
@@ -41,13 +64,122 @@ def run_variant(config: Dict[str, Any]) -> str:
 
 
 def finalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
-    """Fill derived keys (run name, device) that depend on other keys."""
+    """Fill derived keys (run name, device, the SMAX compile cache) that depend on other keys.
+
+    ``env_args.jax_cache_dir`` of SMAX: "" (the env file's value) becomes
+    ``<local_results_path>/jax_cache``, so every run after the first skips most of JAX's
+    compiling; ``off`` turns the cache off."""
     from utils.device import resolve_device
 
     if not config.get("name"):
         config["name"] = f"{config['config_name']}_{run_variant(config)}"
     config["device"] = resolve_device(config.get("device", "auto"))
+    env_args = config.get("env_args")
+    if isinstance(env_args, dict) and "jax_cache_dir" in env_args:
+        cache = str(env_args.get("jax_cache_dir") or "")
+        if cache.lower() in ("off", "false", "none", "no"):   # YAML reads a bare off as false
+            env_args["jax_cache_dir"] = ""
+        elif not cache:
+            env_args["jax_cache_dir"] = os.path.join(str(config["local_results_path"]), "jax_cache")
     return config
+
+
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_start_up(config: Dict[str, Any]) -> None:
+    """What would otherwise fail late, checked before anything runs (ConfigError, one line):
+    the run's sacred and model folders lie inside ``local_results_path`` and files can be
+    written there (the models folder only when the run saves)."""
+    from utils.checkpoint import probe_writable
+
+    root = str(config["local_results_path"])
+    env, scenario = results_group(config)
+    folders = {"sacred": os.path.join(root, "sacred", env, scenario, str(config["name"]))}
+    if config.get("save_model") and not config.get("evaluate"):
+        folders["models"] = os.path.join(root, "models")
+    for what, folder in folders.items():
+        if not _inside(folder, root):
+            raise ConfigError(f"the run's {what} folder {folder} lies outside local_results_path={root} "
+                              f"(env_args or name hold '..' or '/'); use plain names.")
+    for what, folder in folders.items():
+        why = probe_writable(folder)
+        if why:
+            raise ConfigError(f"cannot write the run's {what} records to {folder}: {why}. Make it writable or set "
+                              f"local_results_path=<a writable folder>"
+                              + (" (or save_model=False)." if what == "models" else "."))
+
+
+def mark_killed_runs(sacred_dir: str, now: Optional[datetime.datetime] = None,
+                     stale_s: float = STALE_HEARTBEAT_S) -> List[str]:
+    """Mark the sacred records under ``sacred_dir`` (one run name's folder) that are still
+    RUNNING but whose heartbeat stopped more than ``stale_s`` ago as INTERRUPTED, with a
+    ``stop_reason``: their process was killed (kill -9, out of memory, power loss) and could not
+    close its record. Returns the marked run folders."""
+    import json
+
+    now = now or datetime.datetime.utcnow()
+    marked = []
+    if not os.path.isdir(sacred_dir):
+        return marked
+    for entry in sorted(os.listdir(sacred_dir)):
+        path = os.path.join(sacred_dir, entry, "run.json")
+        try:
+            with open(path) as f:
+                run = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(run, dict) or run.get("status") != "RUNNING":
+            continue
+        last = run.get("heartbeat") or run.get("start_time")
+        try:
+            last_t = datetime.datetime.fromisoformat(str(last))
+        except ValueError:
+            continue
+        if (now - last_t).total_seconds() < stale_s:
+            continue
+        run.update(status="INTERRUPTED", stop_time=last_t.isoformat(),
+                   stop_reason=f"killed: no heartbeat since {last_t.isoformat()} UTC (kill -9, out of memory or "
+                               f"a power loss); marked by a later start at {now.isoformat()} UTC")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(run, f, indent=2)
+            os.replace(tmp, path)
+        except OSError:
+            continue
+        marked.append(os.path.dirname(path))
+    return marked
+
+
+def resume_hint(alg: str, env: str, overrides: List[str], model_dir: Optional[str],
+                checkpoint_path: str) -> str:
+    """After a stop: the exact command that resumes the run from its newest complete checkpoint
+    (this command's run-control overrides kept), or why there is none."""
+    import shlex
+
+    from utils.checkpoint import RUN_CONTROL_KEYS, CheckpointError, find_checkpoint
+
+    target = None
+    for candidate in (model_dir, checkpoint_path):
+        if not candidate:
+            continue
+        try:
+            find_checkpoint(candidate)
+        except (OSError, CheckpointError):
+            continue
+        target = candidate
+        break
+    if target is None:
+        return ("nothing was saved (no complete checkpoint" + (f" in {model_dir}" if model_dir else "")
+                + "): run the same command again to start over")
+    keep = [o for o in overrides if "=" in o and o.split("=", 1)[0].split(".")[0] in RUN_CONTROL_KEYS
+            and o.split("=", 1)[0] not in ("checkpoint_path", "load_step", "evaluate", "energy")]
+    cmd = ["python", "src/main.py", f"--config={alg}", f"--env-config={env}", "with",
+           f"checkpoint_path={target}", *keep]
+    return "resume with: " + " ".join(shlex.quote(c) for c in cmd)
 
 
 def args_from_config(config: Dict[str, Any], run_id: Any = "norun") -> SimpleNamespace:
@@ -118,6 +250,12 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one experiment; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
     try:
         alg, env, overrides = parse_command_line(argv)
         config = build_config(alg, env, overrides)
@@ -130,12 +268,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      default_source="the checkpoint's config.json or an override")
         from run import REGISTRY as RUN_REGISTRY
         run_fn = lookup(RUN_REGISTRY, config["run"], "run")
+        check_start_up(config)
+        env_name, scenario = results_group(config)
+        for killed in mark_killed_runs(os.path.join(config["local_results_path"], "sacred", env_name, scenario,
+                                                    config["name"])):
+            print(f"warning: the sacred record {killed} was still RUNNING without a heartbeat (its process was "
+                  f"killed); marked INTERRUPTED", file=sys.stderr)
         ex = make_experiment(config)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     loggers: List[Any] = []  # the run's Logger, to tell a failed start (nothing logged) apart
+    model_dirs: List[str] = []  # where the run saves its checkpoints, for the resume hint
 
     @ex.main
     def sacred_main(_run: Any, _config: Dict[str, Any]) -> None:
@@ -147,6 +292,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         args = args_from_config(_plain(_config), _run._id)
         _run.info["model_dir"] = model_dir_for(args)  # where this run's checkpoints go
+        model_dirs.append(model_dir_for(args))
         set_seed(args.seed)
         if args.torch_threads > 0:
             torch.set_num_threads(args.torch_threads)
@@ -179,8 +325,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"{run_dir or 'results/sacred'}; set SPIKEMARL_DEBUG=1 to print it)", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the loop saved its last checkpoint (or says why not)
-        print(f"interrupted: {exc or 'KeyboardInterrupt'} (the sacred record is marked INTERRUPTED; resume with "
-              f"checkpoint_path=<the run's model dir>)", file=sys.stderr)
+        hint = "nothing to resume (evaluate=True)" if config.get("evaluate") else resume_hint(
+            alg, env, overrides, model_dirs[0] if model_dirs and config.get("save_model") else None,
+            str(config.get("checkpoint_path") or ""))
+        print(f"interrupted: {exc or 'KeyboardInterrupt'} (the sacred record is marked INTERRUPTED); {hint}",
+              file=sys.stderr)
         return 130
     return 0
 

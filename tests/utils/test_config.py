@@ -238,3 +238,41 @@ def test_split_with_args_cuts_at_the_first_with():
     assert split_with_args(["--a", "1", "with", "x=1", "with", "y=2"]) == (["--a", "1"], ["x=1", "with", "y=2"])
     assert split_with_args(["--a", "1"]) == (["--a", "1"], [])
     assert split_with_args(["with"]) == ([], [])
+
+
+# ------------------------------------------------------------------ issue 48: values refused at start-up
+def test_a_key_given_twice_in_a_yaml_file_is_refused_with_the_file_and_key(cfg_dir):
+    """Issue 48: a duplicate YAML key was accepted (the last one won)."""
+    path = os.path.join(cfg_dir, "algs", "dup.yaml")
+    with open(path, "w") as f:
+        f.write("lr: 0.3\nenv_args:\n  map_name: 3m\n  map_name: 8m\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml:4:3: key 'map_name' is given twice \(first at line 3\)"):
+        build_config("dup", "e", [], cfg_dir)
+    with open(path, "w") as f:
+        f.write("lr: 0.3\ngamma: 0.5\nlr: 0.4\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml:3:1: key 'lr' is given twice"):
+        build_config("dup", "e", [], cfg_dir)
+
+
+@pytest.mark.parametrize("override,match", [
+    ("device=tpu", r"device='tpu' is not a device .* auto, cpu, cuda or cuda:N .*override 'device=tpu'"),
+    ("device=cuda1", "device='cuda1' is not a device"),
+    ("name=../../x", r"name='\.\./\.\./x' is not a plain folder name"),
+    ("name=a/b", "is not a plain folder name"),
+    ("name=.hidden", "is not a plain folder name"),
+    ("save_buffer=sometimes", r"save_buffer='sometimes' is not one of last \| all \| none"),
+])
+def test_bad_device_name_and_save_buffer_values_are_one_line_at_start_up(override, match):
+    """Issue 48: device=tpu failed 28 s later; name=../../../x wrote outside local_results_path."""
+    with pytest.raises(ConfigError, match=match) as info:
+        build_config("qmix", "smax", [override])
+    assert "\n" not in str(info.value)
+
+
+def test_good_device_name_and_save_buffer_values_pass():
+    for device in ("auto", "cpu", "cuda", "cuda:1"):
+        assert build_config("qmix", "smax", [f"device={device}"])["device"] == device
+    assert build_config("qmix", "smax", ["name=qmix_grsn_3m.v2"])["name"] == "qmix_grsn_3m.v2"
+    assert build_config("qmix", "smax")["save_buffer"] == "last"
+    for given, canonical in (("True", "all"), ("False", "none"), ("all", "all"), ("none", "none"), ("LAST", "last")):
+        assert build_config("qmix", "smax", [f"save_buffer={given}"])["save_buffer"] == canonical
