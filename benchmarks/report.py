@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence, Tuple
+from typing import Any
 
 
 def write_report(out_dir: str, name: str, data: Any, markdown: str) -> None:
@@ -15,23 +15,3 @@ def write_report(out_dir: str, name: str, data: Any, markdown: str) -> None:
         f.write(markdown if markdown.endswith("\n") else markdown + "\n")
     print(markdown)
 
-
-def compare_means(a_mean: float, a_std: float, b_mean: float, b_std: float) -> Tuple[str, float, float]:
-    """How a cell compares with another over seeds: ``("above" | "level" | "below", a_mean - b_mean,
-    tolerance)``; above or below only when the means are further apart than the larger of the two
-    stds over seeds (the tolerance), else level. Higher is better."""
-    diff = a_mean - b_mean
-    tol = max(a_std, b_std)
-    return ("level" if abs(diff) <= tol else "above" if diff > 0 else "below"), diff, tol
-
-
-def compare_seeds(a: Sequence[float], b: Sequence[float]) -> Tuple[str, float, float]:
-    """``compare_means`` on two cells given as their per-seed values (mean and population std)."""
-    import numpy as np
-
-    return compare_means(float(np.mean(a)), float(np.std(a)), float(np.mean(b)), float(np.std(b)))
-
-
-def relation(how: str) -> str:
-    """The words for a ``compare_means`` result inside a sentence: "above", "below" or "level with"."""
-    return "level with" if how == "level" else how
