@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from modules.agents.ann_actor import ANNActor, make_proxy_actor
 from modules.critics.mujoco_critic import TwinQCritic
 from modules.popsan.actor import SpikingActor
+from utils.malloc import keep_freed_memory
 from utils.optim import gradient_step
 from utils.rl_utils import frozen, soft_update
 
@@ -168,6 +169,8 @@ class TD3MujocoLearner:
         if self.target_shift_states < 0:
             raise ValueError(f"target_shift_states must be >= 0, got {self.target_shift_states}")
         self.n_updates = 0
+        if bool(getattr(args, "learner_keep_heap", True)):
+            keep_freed_memory()   # the proxy fit's large temporaries reused without page faults (utils/malloc.py)
 
     # ------------------------------------------------------------------ acting
     @property
