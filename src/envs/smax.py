@@ -63,8 +63,10 @@ DEFAULT_ENV_ARGS: Dict[str, Any] = {
     "enemy_shoots": True,
     "enemy_attack_mode": "closest",  # "closest" | "random"
     "see_enemy_actions": True,
-    "walls_cause_death": True,
+    "walls_cause_death": None,     # None: the fidelity's rule (jaxmarl: touching the map edge kills; sc2: it does not)
     "check_actions": True,         # raise ValueError on unavailable actions
+    "fidelity": "jaxmarl",         # "jaxmarl" (JaxMARL's SMAX) | "sc2" (StarCraft II stats/timing/AI: envs/smax_sc2.py)
+    "random_start": False,         # SMACv2-style random start positions (JaxMARL's surround-and-reflect generator)
     "jax_cache_dir": "",           # persistent XLA compile cache dir ("" = off); saves ~5-10 s per start
     "vectorized": True,            # False: one jitted single-env step per env in a Python loop (baseline)
 }
@@ -142,16 +144,31 @@ def valid_map_names() -> List[str]:
     return sorted(set(smax_mod.MAP_NAME_TO_SCENARIO) | set(_EXTRA_MAPS) | set(_HEALER_MAPS))
 
 
-def default_episode_limit(map_name: str) -> int:
-    """The map's time limit when ``episode_limit`` is None: SMAC's for the healer maps, else 100."""
+FIDELITIES = ("jaxmarl", "sc2")
+
+
+def default_episode_limit(map_name: str, fidelity: str = "jaxmarl") -> int:
+    """The map's time limit when ``episode_limit`` is None. ``jaxmarl``: SMAC's for the healer maps,
+    else SMAX's 100. ``sc2``: SMAC's limit of the map (smac_maps.py), 100 for maps SMAC lacks."""
+    if fidelity == "sc2":
+        from envs.smax_units import smac_episode_limit
+        return smac_episode_limit(map_name, _DEFAULT_EPISODE_LIMIT)
     if map_name in _HEALER_MAPS:
         from envs.smax_medivac import MEDIVAC_MAPS
         return MEDIVAC_MAPS[map_name][2]
     return _DEFAULT_EPISODE_LIMIT
 
 
-def _scenario(map_name: str) -> Any:
-    """JaxMARL Scenario of ``map_name`` (healer maps: envs/smax_medivac.py); ValueError for unknown names."""
+def _scenario(map_name: str, random_start: bool = False) -> Any:
+    """JaxMARL Scenario of ``map_name`` (healer maps: envs/smax_medivac.py); ValueError for unknown
+    names. ``random_start``: with SMACv2-style position generation (JaxMARL's surround-and-reflect)."""
+    base = _base_scenario(map_name)
+    if random_start and not base.smacv2_position_generation:
+        return base.replace(smacv2_position_generation=True)
+    return base
+
+
+def _base_scenario(map_name: str) -> Any:
     _, jnp, _, Scenario, smax_mod = _import_jax()
     if map_name in _HEALER_MAPS:
         from envs.smax_medivac import medivac_scenario
@@ -175,6 +192,14 @@ def _check_env_args(env_args: Dict[str, Any]) -> Dict[str, Any]:
     cfg.update(env_args)
     if cfg["episode_limit"] is not None and not 1 <= int(cfg["episode_limit"]) < _NO_LIMIT:
         raise ValueError(f"env_args.episode_limit must be a positive int, got {cfg['episode_limit']}")
+    if cfg["fidelity"] not in FIDELITIES:
+        raise ValueError(f"env_args.fidelity must be one of {', '.join(FIDELITIES)}, got {cfg['fidelity']!r} "
+                         f"(jaxmarl: JaxMARL's SMAX; sc2: StarCraft II stats, timing and built-in AI)")
+    for key in ("random_start",):
+        if not isinstance(cfg[key], (bool, np.bool_)):
+            raise ValueError(f"env_args.{key} must be true or false, got {cfg[key]!r}")
+    if cfg["walls_cause_death"] is not None and not isinstance(cfg["walls_cause_death"], (bool, np.bool_)):
+        raise ValueError(f"env_args.walls_cause_death must be true, false or null, got {cfg['walls_cause_death']!r}")
     if cfg["enemy_attack_mode"] not in ("closest", "random"):
         raise ValueError(f"env_args.enemy_attack_mode must be 'closest' or 'random', "
                          f"got {cfg['enemy_attack_mode']!r}")
@@ -187,8 +212,13 @@ class _Compiled:
 
     def __init__(self, map_name: str, cfg: Dict[str, Any], n_envs: int) -> None:
         jax, jnp, HeuristicEnemySMAX, _, _ = _import_jax()
-        scenario = _scenario(map_name)
-        if map_name in _HEALER_MAPS:
+        scenario = _scenario(map_name, bool(cfg["random_start"]))
+        sc2 = cfg["fidelity"] == "sc2"
+        walls = cfg["walls_cause_death"]
+        walls = (not sc2) if walls is None else bool(walls)
+        if sc2:
+            from envs.smax_sc2 import SC2OpponentSMAX as HeuristicEnemySMAX
+        elif map_name in _HEALER_MAPS:
             from envs.smax_medivac import MedivacHeuristicEnemySMAX as HeuristicEnemySMAX
         # The time limit and the reward factor are arguments of the jitted functions (one
         # compile serves every value); SMAX's own max_steps is set out of reach and unused.
@@ -197,7 +227,7 @@ class _Compiled:
             scenario=scenario, max_steps=_NO_LIMIT,
             won_battle_bonus=float(cfg["won_battle_bonus"]),
             see_enemy_actions=bool(cfg["see_enemy_actions"]),
-            walls_cause_death=bool(cfg["walls_cause_death"]))
+            walls_cause_death=walls)
         _skip_unused_generators(env._env, jnp)
         self.env = env
         self.n_agents = n_allies = env.num_allies
@@ -409,7 +439,7 @@ class SMAXBatchEnv(BatchEnv):
         self.n_agents, self.n_enemies, self.n_actions = c.n_agents, c.n_enemies, c.n_actions
         self.obs_dim, self.state_dim = c.obs_dim, c.state_dim
         if cfg["episode_limit"] is None:
-            cfg["episode_limit"] = default_episode_limit(map_name)
+            cfg["episode_limit"] = default_episode_limit(map_name, cfg["fidelity"])
         self.episode_limit = int(cfg["episode_limit"])
         self.reward_factor = (float(cfg["reward_scale_rate"]) / (1.0 + float(cfg["won_battle_bonus"]))
                               if cfg["reward_scale"] else 1.0)
@@ -429,7 +459,7 @@ class SMAXBatchEnv(BatchEnv):
         """``obs_shape`` is the per-agent obs length, ``state_shape`` the global state length."""
         return {"n_agents": self.n_agents, "n_actions": self.n_actions, "obs_shape": self.obs_dim,
                 "state_shape": self.state_dim, "episode_limit": self.episode_limit,
-                "n_enemies": self.n_enemies, "map_name": self.map_name}
+                "n_enemies": self.n_enemies, "map_name": self.map_name, "fidelity": self.cfg["fidelity"]}
 
     def reset(self) -> Dict[str, np.ndarray]:
         """Restart all envs: obs [n_envs, n_agents, obs_dim], state [n_envs, state_dim],

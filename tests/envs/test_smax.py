@@ -79,7 +79,7 @@ def test_env_info_and_shapes_3m(env3m):
     info = env3m.get_env_info()
     # obs: 13 features x (2 allies + 3 enemies) + 10 own features; state: 12 x 6 units + 3 x 8 last actions
     assert info == {"n_agents": 3, "n_actions": 8, "obs_shape": 75, "state_shape": 96,
-                    "episode_limit": 100, "n_enemies": 3, "map_name": "3m"}
+                    "episode_limit": 100, "n_enemies": 3, "map_name": "3m", "fidelity": "jaxmarl"}
     out = env3m.reset()
     assert out["obs"].shape == (N_ENVS, 3, 75) and out["obs"].dtype == np.float32
     assert out["state"].shape == (N_ENVS, 96) and out["state"].dtype == np.float32
