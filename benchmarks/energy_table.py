@@ -23,6 +23,14 @@ is the QMIX mixer per environment step.
     python benchmarks/energy_table.py --marl-maps --po-keys Pendulum-P Pendulum-V CartPole-P CartPole-V \
         --po-models results/po_table1/models --po-seed 1 --tag energy_po_trained
 
+``--memory-from RECORD ...`` re-expresses committed records of trained networks (their ACs and
+firing rates) with the memory-aware model: it rebuilds each network fresh (its structure gives the
+MACs, which must equal the record's, and the memory traffic that does not depend on spikes) and
+takes the spike-driven part from the record:
+
+    python benchmarks/energy_table.py --memory-from benchmarks/results/energy_po_trained.json \
+        benchmarks/results/grid_table2_energy*.json --tag energy_memory_trained
+
 ``--po-models DIR`` takes each PO task's GRU and GRSN checkpoint from the folders po_table1
 writes, ``DIR/po_table1_<algo>_<task>_<agent>_seed<N>_t<T>_shortcut`` (the largest ``T``);
 an explicit ``--ckpt`` wins. Trained spiking cores fire, so their SNN column can be set beside
@@ -280,6 +288,60 @@ def notes(rows: List[Dict[str, Any]], detail: Dict[str, Any], structural: Dict[s
     return out
 
 
+def trained_with_structure(record: Dict[str, Any], fresh: Dict[str, Any]) -> Dict[str, Any]:
+    """The counts of a trained network from a stored record (``as_dict`` form: its ACs and spike
+    statistics) on the structure of the same network built fresh (MACs, spike-reading capacity,
+    biases, state); a ValueError when the MACs differ (not the same architecture)."""
+    from energy.counting import OpsSummary
+    from energy.evaluate import with_memory
+
+    if abs(float(record["mac_ops"]) - float(fresh["mac_ops"])) > 1e-6 * max(1.0, float(fresh["mac_ops"])):
+        raise ValueError(f"--memory-from: the record's network has {record['mac_ops']} MACs per decision, the one "
+                         f"built now {fresh['mac_ops']}: not the same architecture (pass the overrides it was "
+                         f"trained with via --marl-override / --po-override)")
+    ops = OpsSummary.from_dict(fresh)
+    ops.snn = float(record["snn_ops"])
+    ops.spiking = {k: dict(v) for k, v in record.get("spiking", {}).items()}
+    return with_memory(ops)
+
+
+def memory_from_records(paths: List[str], decisions: int, marl_extra: List[str],
+                        po_extra: List[str]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """Rows (``COLUMNS``) of the trained networks in the records ``paths`` with memory-aware energy and
+    break-even rates (``trained_with_structure``)."""
+    import json
+
+    from energy.counting import OpsSummary
+    from energy.memory import break_even_summary
+
+    rows: List[Dict[str, Any]] = []
+    detail: Dict[str, Any] = {}
+    for path in paths:
+        record = json.load(open(path))
+        for task, per_agent in record["detail"].items():
+            marl = "mixer" in next(iter(per_agent.values()))
+            ref, spk = ("rnn", "grsn") if marl else ("gru", "grsn")
+            if ref not in per_agent or spk not in per_agent:
+                continue
+            fresh = {ag: (marl_result(task, ag, "", decisions, marl_extra) if marl
+                          else po_result(task, ag, "", decisions, po_extra)) for ag in (ref, spk)}
+            nets = [("agent (per decision)", "agent")] if marl else [("actor + critic", "actor_critic"),
+                                                                     ("actor only", "agent")]
+            name = os.path.basename(path)
+            trained = "trained, " if all(per_agent[ag].get("checkpoint_loaded") for ag in (ref, spk)) else "untrained, "
+            for label, key in nets:
+                counts = {ag: trained_with_structure(per_agent[ag][key], fresh[ag][key]) for ag in (ref, spk)}
+                mixer = per_agent[ref].get("mixer")
+                rows.append(row_from(task, f"{label} ({trained}{name})", counts[ref], counts[spk],
+                                     mixer["mac_ops"] / 1e3 if mixer else None))
+                detail.setdefault(name, {}).setdefault(task, {})[key] = {
+                    "sources": {ag: per_agent[ag]["source"] for ag in (ref, spk)}, **counts,
+                    "break_even": break_even_summary(OpsSummary.from_dict(counts[spk]),
+                                                     OpsSummary.from_dict(counts[ref]))}
+            print(f"{task} ({name}): done", flush=True)
+    return rows, detail
+
+
 def parser() -> argparse.ArgumentParser:
     from energy.counting import CONVENTIONS
 
@@ -297,6 +359,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--marl-override", action="append", default=[], help="extra key=value for MARL builds")
     p.add_argument("--po-override", action="append", default=[], help="extra key=value for PO builds")
+    p.add_argument("--memory-from", nargs="+", default=[], metavar="RECORD",
+                   help="re-express stored records of trained networks with the memory-aware model (no playing)")
     return p
 
 
@@ -306,6 +370,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     check_output(a.out, a.tag, a.overwrite)
+    if a.memory_from:
+        return memory_main(a)
 
     ckpts: Dict[Tuple[str, str], str] = {}
     for item in a.ckpt:
@@ -366,6 +432,31 @@ def main(argv: Optional[List[str]] = None) -> int:
         *notes(rows, detail, structural, a.convention)])
     write_report(a.out, a.tag, {"rows": rows, "detail": detail, "structural": structural,
                                 "decisions": a.decisions, "convention": a.convention}, md)
+    return 0
+
+
+def memory_main(a: argparse.Namespace) -> int:
+    """``--memory-from``: the trained networks of stored records, compute-only and memory-aware."""
+    from dataclasses import asdict
+
+    from energy.memory import DEFAULT_MEMORY_MODEL, MEMORY_MODELS
+    from energy.table import format_table
+
+    rows, detail = memory_from_records(a.memory_from, min(a.decisions, 64), a.marl_override, a.po_override)
+    mem = MEMORY_MODELS[DEFAULT_MEMORY_MODEL]
+    md = "\n".join([
+        "# Energy of trained GRSN and GRU networks, compute-only and memory-aware", "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by benchmarks/energy_table.py --memory-from "
+        f"{' '.join(a.memory_from)}. ACs and firing rates of the trained networks come from those records; "
+        "MACs (checked equal to the records'), spike-reading capacity, biases and neuron / cell state from the "
+        "same networks built now. Compute-only: MAC 4.6 pJ, AC 0.9 pJ. Memory-aware: plus "
+        f"{mem.read_pj:g} pJ per 32-bit word read or written ({DEFAULT_MEMORY_MODEL}: {mem.source}). "
+        "Break-even rate: the firing rate of the GRSN's spiking layers at which its energy equals the GRU's "
+        "(> 1: the GRSN uses less at any rate); the JSON holds it for every memory model "
+        f"({', '.join(MEMORY_MODELS)}). Conventions: docs/energy.md.", "",
+        format_table(rows, COLUMNS), ""])
+    write_report(a.out, a.tag, {"rows": rows, "detail": detail, "records": a.memory_from,
+                                "memory_models": {n: asdict(m) for n, m in MEMORY_MODELS.items()}}, md)
     return 0
 
 

@@ -65,3 +65,26 @@ def test_untrained_remark_only_for_untrained_networks():
     half = {"Pendulum-P": {"gru": {"checkpoint_loaded": True}, "grsn": {"checkpoint_loaded": False}}}
     text = "\n".join(energy_table.notes([], half, {}, "ours"))
     assert "Freshly initialised networks (no checkpoint): Pendulum-P:grsn." in text
+
+
+def test_memory_from_a_record_keeps_its_compute_only_numbers(tmp_path):
+    assert energy_table.main(["--marl-maps", "--po-keys", "CartPole-V", "--decisions", "16",
+                              "--out", str(tmp_path), "--tag", "src"]) == 0
+    assert energy_table.main(["--memory-from", str(tmp_path / "src.json"), "--decisions", "16",
+                              "--out", str(tmp_path), "--tag", "mem"]) == 0
+    src = {r["network"]: r for r in json.load(open(tmp_path / "src.json"))["rows"]}
+    mem = json.load(open(tmp_path / "mem.json"))
+    for row in mem["rows"]:
+        assert row["network"].endswith("(untrained, src.json)")
+        orig = src[row["network"].split(" (untrained")[0]]
+        for key in ("gru_energy_kpj", "grsn_energy_kpj", "grsn_mlp_k", "grsn_snn_k", "ratio_pct"):
+            assert row[key] == pytest.approx(orig[key]), key
+        assert row["gru_energy_mem_kpj"] > row["gru_energy_kpj"] and row["break_even_mem"] > 0
+    be = mem["detail"]["src.json"]["CartPole-V"]["actor_critic"]["break_even"]
+    assert set(be) == {"compute_only", "sram_8kb_45nm", "sram_1mb_45nm", "spikingjelly_simple"}
+
+
+def test_memory_from_rejects_a_record_of_another_architecture():
+    fresh = {"mac_ops": 1000.0, "decisions": 1, "mlp_ops": 1000.0, "rnn_ops": 0.0, "snn_ops": 0.0}
+    with pytest.raises(ValueError, match="not the same architecture"):
+        energy_table.trained_with_structure({"mac_ops": 1200.0, "snn_ops": 3.0}, fresh)
