@@ -316,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if os.environ.get("SPIKEMARL_DEBUG"):
             traceback.print_exc()
         run_dir = ex.observers[0].dir
-        if run_dir and not (loggers and loggers[0].stats):
+        if run_dir and not (loggers and loggers[0].logged_anything()):
             remove_failed_start(run_dir)
             print(f"error: {exc}\n(the run failed before logging anything; its sacred folder was removed)",
                   file=sys.stderr)
@@ -325,6 +325,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"{run_dir or 'results/sacred'}; set SPIKEMARL_DEBUG=1 to print it)", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the loop saved its last checkpoint (or says why not)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # shutting down: a further signal must not break the
+            signal.signal(sig, signal.SIG_IGN)       # exit handlers (JAX's atexit printed a KeyboardInterrupt)
         hint = "nothing to resume (evaluate=True)" if config.get("evaluate") else resume_hint(
             alg, env, overrides, model_dirs[0] if model_dirs and config.get("save_model") else None,
             str(config.get("checkpoint_path") or ""))

@@ -212,8 +212,8 @@ def _write_error(exc: BaseException, model_dir: str, t_env: int, nbytes: int) ->
     if cause is not None:
         why = f"{cause.strerror or type(cause).__name__}" + (f" (errno {cause.errno})" if cause.errno else "")
         if cause.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            fix = (f"free space on the disk of {model_dir} (this save had written {nbytes / 2 ** 20:.1f} MB; "
-                   f"save_buffer=none or a smaller buffer saves less) or set local_results_path=<a larger disk>")
+            fix = (f"free space on the disk of {model_dir} or set local_results_path=<a larger disk> "
+                   f"(save_buffer=none keeps the replay out of checkpoints)")
         elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             fix = f"make {model_dir} writable or set local_results_path=<a writable folder>"
         else:
@@ -228,6 +228,13 @@ def _write_error(exc: BaseException, model_dir: str, t_env: int, nbytes: int) ->
         pass
     kept = (f"the newest complete checkpoint {newest} is unchanged" if newest
             else "no complete checkpoint of this run exists yet")
+    if newest:
+        try:
+            size = sum(int(e["bytes"]) for e in read_manifest(newest)["parts"].values())
+            kept += f" (a checkpoint of this run takes about {size / 2 ** 20:.1f} MB"
+            kept += f"; this one failed after {nbytes / 2 ** 20:.1f} MB)" if nbytes >= 2 ** 20 / 10 else ")"
+        except (CheckpointError, KeyError, TypeError, ValueError, AttributeError):
+            pass
     return CheckpointWriteError(f"cannot save the checkpoint at t_env={t_env} in {model_dir}: {why}. Nothing of "
                                 f"this save was kept and {kept}. Fix: {fix}; then resume with "
                                 f"checkpoint_path={model_dir}.")
@@ -807,7 +814,8 @@ class Checkpointer:
     checkpoint, at a stop or the end). A refused (diverged) save is logged and returns None.
     ``resume_from``: the step folder the run resumed from; the model folder is linked with it
     (``link_resume``). At start the model folder is checked for writing (``CheckpointWriteError``,
-    before any training) and the leftovers of killed saves in it are removed.
+    before any training) and the leftovers of killed saves in it (and in the folder of
+    ``resume_from``) are removed.
     """
 
     def __init__(self, args: Any, console: Any, resume_from: Optional[str] = None) -> None:
@@ -825,6 +833,10 @@ class Checkpointer:
             clean_stale_saves(self.model_dir, console.warning)
             if resume_from is not None:
                 link_resume(resume_from, self.model_dir)
+                try:  # the run it resumes may have been killed mid-save: its leftovers go too
+                    clean_stale_saves(os.path.dirname(os.path.abspath(resume_from)), console.warning)
+                except OSError:
+                    pass
 
     def due(self, t_env: int, last_save_t: int) -> bool:
         """Whether a periodic checkpoint is due at ``t_env``."""

@@ -183,6 +183,10 @@ class Logger:
         prior = [self._best_before[key]] if key in self._best_before else []
         return prior + list(self.stats.get(key, []))
 
+    def logged_anything(self) -> bool:
+        """Whether this run's record holds any stat: logged here, or carried from the run it resumed."""
+        return bool(self.stats) or any(self._history_before.values())
+
     def set_info(self, key: str, value: Any) -> None:
         """Put ``value`` into the sacred run's ``info`` under ``key`` (no-op without sacred)."""
         if self._sacred_run is not None:
