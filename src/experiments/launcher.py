@@ -362,8 +362,9 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
             log(f"{spec.name}: stopping ({stopping['why']}): every running point saves a last checkpoint "
                 f"(up to {STOP_GRACE_S:.0f} s); the same command continues the grid")
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     ray.init(**init_kwargs)
+    # after ray.init: Ray's core worker installs its own fatal-signal handler (a C++ stack dump)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         options: Dict[str, Any] = dict(num_cpus=spec.resources["cpus"], num_gpus=spec.resources["gpus"],
                                        max_retries=spec.retries, retry_exceptions=True)
