@@ -86,13 +86,17 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 out.close()
 '''
 
-# Runs inside the JaxMARL venv (argv: checkout, json of overrides, output jsonl).
+# Runs inside the JaxMARL venv (argv: checkout, json of overrides, output jsonl, this repo's root,
+# json of stop options). Records the clocks at every update's metrics callback; ends the process
+# once the highest threshold is held (the compiled scan cannot stop itself).
 JAXMARL_DRIVER = r'''
 import copy, json, os, resource, sys, time
 T0 = time.time()
-checkout, overrides, out_path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+checkout, overrides, out_path, root, stop = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
 sys.path.insert(0, os.path.join(checkout, "baselines", "QLearning"))
 sys.path.insert(0, checkout)
+sys.path.insert(0, os.path.join(root, "benchmarks"))
+from time_to_win import first_sustained
 import jax, numpy as np
 from omegaconf import OmegaConf
 import qmix_rnn
@@ -103,6 +107,8 @@ kwargs = overrides.pop("ENV_KWARGS", {})
 config.update(overrides)
 config["ENV_KWARGS"].update(kwargs)
 out = open(out_path, "w")
+wins = []
+state = {"every": 1}
 
 
 def cpu_s():
@@ -118,16 +124,24 @@ class _Recorder:
              if k in ("env_step", "update_steps", "test_returned_won_episode")}
         m.update(cpu_s=cpu_s(), wall_s=time.time() - T0)
         out.write(json.dumps(m) + "\n")
+        if int(m["update_steps"]) % state["every"] == 0 and "test_returned_won_episode" in m:
+            wins.append(float(m["test_returned_won_episode"]))
+            if first_sustained(wins, stop["stop_at"], stop["consecutive"]) is not None:
+                out.write(json.dumps({"stopped": True}) + "\n")
+                out.close()
+                os._exit(0)
 
 
 qmix_rnn.wandb = _Recorder()
 config["WANDB_MODE"] = "record"   # any value but "disabled" makes make_train call wandb.log per update
 env, env_name = qmix_rnn.env_from_config(copy.deepcopy(config))
 rng = jax.random.PRNGKey(int(config["SEED"]))
-compiled = jax.jit(qmix_rnn.make_train(config, env)).lower(rng).compile()
+train = qmix_rnn.make_train(config, env)          # sets config["NUM_UPDATES"]
+state["every"] = max(int(config["NUM_UPDATES"] * config["TEST_INTERVAL"]), 1)
+out.write(json.dumps({"header": True, "every": state["every"], "jax": jax.__version__}) + "\n")
+compiled = jax.jit(train).lower(rng).compile()
 jax.block_until_ready(compiled(rng))
-out.write(json.dumps({"done": True, "every": int(config["NUM_UPDATES"] * config["TEST_INTERVAL"]),
-                      "jax": jax.__version__, "cpu_s": cpu_s(), "wall_s": time.time() - T0}) + "\n")
+out.write(json.dumps({"done": True, "cpu_s": cpu_s(), "wall_s": time.time() - T0}) + "\n")
 out.close()
 '''
 
@@ -154,14 +168,15 @@ def time_to(tests: List[Dict[str, Any]], threshold: float, consecutive: int) -> 
 
 
 def jaxmarl_tests(lines: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The test records of a JaxMARL run: updates whose index is a multiple of its test period."""
-    done = [ln for ln in lines if ln.get("done")]
-    if not done:
-        raise RuntimeError("the JaxMARL run did not finish (no 'done' record)")
-    every = max(int(done[0]["every"]), 1)
+    """The test records of a JaxMARL run: updates whose index is a multiple of its test period
+    (from the run's header record; the run ends with a ``done`` or ``stopped`` record)."""
+    header = [ln for ln in lines if ln.get("header")]
+    if not header or not (lines[-1].get("done") or lines[-1].get("stopped")):
+        raise RuntimeError("the JaxMARL run did not finish (no header or no 'done' / 'stopped' record)")
+    every = max(int(header[0]["every"]), 1)
     return [{"t_env": int(ln["env_step"]), "win": float(ln["test_returned_won_episode"]), "cpu_s": ln["cpu_s"],
              "wall_s": ln["wall_s"]}
-            for ln in lines if not ln.get("done") and "test_returned_won_episode" in ln
+            for ln in lines if "update_steps" in ln and "test_returned_won_episode" in ln
             and int(ln["update_steps"]) % every == 0]
 
 
@@ -173,7 +188,7 @@ def read_jsonl(path: str) -> List[Dict[str, Any]]:
 def ours_run(a: argparse.Namespace, seed: int, work: str) -> Dict[str, Any]:
     """Our QMIX in a child process until the highest threshold is held or ``--max-steps``."""
     results = os.path.join(work, f"ours_{seed}")
-    argv = ["--config=qmix", "--env-config=smax", "with", f"env_args.map_name={a.map}", f"t_max={a.max_steps}",
+    argv = ["--config=qmix", "--env-config=smax", "with", f"env_args.map_name={a.map}", f"t_max={a.ours_max_steps or a.max_steps}",
             f"seed={seed}", "save_model=False", f"local_results_path={results}", f"test_interval={a.test_interval}",
             f"test_nepisode={a.test_nepisode}", "torch_threads=1", f"name=time_to_win_{seed}"] + list(a.ours_set)
     out_path = os.path.join(work, f"ours_{seed}.jsonl")
@@ -193,13 +208,15 @@ def jaxmarl_run(a: argparse.Namespace, seed: int, work: str) -> Dict[str, Any]:
 
     ours = build_config("qmix", "smax")
     env_args = ours["env_args"]
+    walls = env_args.get("walls_cause_death")
+    walls = True if walls is None else bool(walls)     # null = the jaxmarl fidelity's rule: the edge kills
     overrides: Dict[str, Any] = {
         "MAP_NAME": a.map, "TOTAL_TIMESTEPS": a.max_steps, "NUM_ENVS": a.jaxmarl_envs, "SEED": seed,
         "NUM_SEEDS": 1, "HIDDEN_SIZE": ours["rnn_hidden_dim"], "MIXER_EMBEDDING_DIM": ours["mixing_embed_dim"],
         "MIXER_HYPERNET_HIDDEN_DIM": ours["hypernet_embed"], "LR": a.jaxmarl_lr, "SAVE_PATH": None,
         "HYP_TUNE": False, "TEST_NUM_ENVS": a.test_nepisode, "TEST_INTERVAL": a.jaxmarl_test_interval,
         "ENV_KWARGS": {"see_enemy_actions": env_args["see_enemy_actions"],
-                       "walls_cause_death": env_args["walls_cause_death"],
+                       "walls_cause_death": walls,
                        "attack_mode": env_args["enemy_attack_mode"]},
     }
     for item in a.jaxmarl_set:
@@ -209,8 +226,9 @@ def jaxmarl_run(a: argparse.Namespace, seed: int, work: str) -> Dict[str, Any]:
     with open(driver, "w") as f:
         f.write(JAXMARL_DRIVER)
     out_path = os.path.join(work, f"jaxmarl_{seed}.jsonl")
-    subprocess.run([a.jaxmarl_python, driver, os.path.abspath(a.jaxmarl), json.dumps(overrides), out_path],
-                   check=True, cwd=a.jaxmarl, stdout=subprocess.DEVNULL)
+    stop = {"stop_at": max(THRESHOLDS), "consecutive": a.consecutive}
+    subprocess.run([a.jaxmarl_python, driver, os.path.abspath(a.jaxmarl), json.dumps(overrides), out_path, ROOT,
+                    json.dumps(stop)], check=True, cwd=a.jaxmarl, stdout=subprocess.DEVNULL)
     lines = read_jsonl(out_path)
     return {"tests": jaxmarl_tests(lines), "overrides": overrides, "end": lines[-1]}
 
@@ -261,6 +279,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--sides", nargs="+", choices=("ours", "jaxmarl"), default=["ours", "jaxmarl"])
     p.add_argument("--max-steps", type=int, default=1_000_000, help="env step budget of every run")
+    p.add_argument("--ours-max-steps", type=int, default=0, help="ours: env step budget (0 = --max-steps)")
     p.add_argument("--consecutive", type=int, default=3)
     p.add_argument("--test-interval", type=int, default=10000, help="ours: env steps between tests")
     p.add_argument("--test-nepisode", type=int, default=MIN_TEST_EPISODES, help="test episodes per test (both sides)")
@@ -291,6 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
     summary = summarise(runs, a.consecutive)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "map": a.map, "seeds": a.seeds, "max_steps": a.max_steps,
+            "ours_max_steps": a.ours_max_steps or a.max_steps,
             "consecutive": a.consecutive, "test_nepisode": a.test_nepisode, "cpu_count": os.cpu_count(),
             "command": "python benchmarks/time_to_win.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     res = {"meta": meta, "runs": runs, "summary": summary}

@@ -27,13 +27,18 @@ def test_time_to_reads_the_clocks_of_the_completing_test():
 
 
 def test_jaxmarl_tests_keep_the_updates_of_its_test_period():
-    lines = [{"env_step": 100 * u, "update_steps": u, "test_returned_won_episode": 0.1 * u, "cpu_s": u, "wall_s": 2 * u}
-             for u in range(7)] + [{"done": True, "every": 3, "cpu_s": 9, "wall_s": 9}]
+    lines = [{"header": True, "every": 3, "jax": "x"}] + [
+        {"env_step": 100 * u, "update_steps": u, "test_returned_won_episode": 0.1 * u, "cpu_s": u, "wall_s": 2 * u}
+        for u in range(7)] + [{"done": True, "cpu_s": 9, "wall_s": 9}]
     got = ttw.jaxmarl_tests(lines)
     assert [t["t_env"] for t in got] == [0, 300, 600]
     assert [t["win"] for t in got] == pytest.approx([0.0, 0.3, 0.6])
+    assert [t["cpu_s"] for t in got] == [0, 3, 6]
+    assert len(ttw.jaxmarl_tests(lines[:-1] + [{"stopped": True}])) == 3       # ended early at the threshold
     with pytest.raises(RuntimeError, match="did not finish"):
         ttw.jaxmarl_tests(lines[:-1])
+    with pytest.raises(RuntimeError, match="did not finish"):
+        ttw.jaxmarl_tests(lines[1:])
 
 
 def test_summarise_takes_the_median_over_seeds_of_per_seed_ratios():
