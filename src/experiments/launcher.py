@@ -206,6 +206,18 @@ def evaluate_final(point: Point, workdir: str, model_dir: str, episodes: int, re
     return {"episodes": episodes, "value": float(values[-1]), "checkpoint": os.path.relpath(model_dir, workdir)}
 
 
+ENERGY_KEYS = ("env", "agent", "seed", "t_env", "network", "convention", "decisions", "mlp_k", "rnn_k", "snn_k",
+               "mixer_k", "energy_kpj", "energy_mem_kpj", "firing_rate", "mac_ops", "ac_ops", "weight_reads")
+
+
+def final_energy(model_dir: str) -> List[Dict[str, Any]]:
+    """Energy rows of a point's final networks (``energy.checkpoints``), without the per-layer detail."""
+    from energy.checkpoints import table_from_checkpoints
+
+    rows = table_from_checkpoints([model_dir])["rows"]
+    return [{k: row.get(k) for k in ENERGY_KEYS} for row in rows]
+
+
 def build_record(spec: Spec, point: Point, runs: List[SacredRun], absolute: Optional[Dict[str, Any]],
                  wall_s: float) -> Record:
     curves = join_segments(runs)
@@ -266,7 +278,9 @@ def run_point(spec_path: str, point_id: str, results: str, records: str, deadlin
                                       lock_fd)
             if absolute is None:
                 return {"point": point.id, "status": "stopped", "t_env": final[1]}
+        energy = final_energy(final[0]) if spec.protocol.energy and final is not None else None
         record = build_record(spec, point, runs, absolute, _wall(runs, time.time() - start))
+        record.energy = energy
         write_record(records, record)
         prune_replays(workdir, keep=None)
         return {"point": point.id, "status": "done", "t_env": record.t_env}

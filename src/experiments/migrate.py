@@ -119,14 +119,53 @@ def _metric_of(point: Point, curves: Dict[str, Any]) -> str:
     return "test_battle_won_mean" if "test_battle_won_mean" in curves else "test_return_mean"
 
 
+def energy_rows(data: Dict[str, Any], source: str) -> Dict[Tuple[str, str, int], List[Dict[str, Any]]]:
+    """Energy rows of an ``energy_table.py`` file of trained checkpoints (``detail[map][agent]``), keyed by
+    (scenario, agent, seed); the seed is read from the checkpoint's folder name (``<map>_<agent>_s<seed>``).
+    The memory-aware energy is recomputed from the stored counts where they allow it."""
+    import re
+
+    out: Dict[Tuple[str, str, int], List[Dict[str, Any]]] = {}
+    for scenario, agents in data.get("detail", {}).items():
+        for agent, entry in agents.items():
+            match = re.search(r"_s(\d+)/models/", str(entry.get("source", "")))
+            if not match or not entry.get("checkpoint_loaded"):
+                continue
+            ops, row = entry.get("agent", {}), entry.get("row", {})
+            out[(scenario, agent, int(match.group(1)))] = [{
+                "env": scenario, "agent": agent, "seed": int(match.group(1)), "network": "agent",
+                "convention": ops.get("convention", "ours"), "decisions": ops.get("decisions"),
+                "mlp_k": row.get("mlp_k"), "rnn_k": row.get("rnn_k"), "snn_k": row.get("snn_k"),
+                "mixer_k": row.get("mixer_k"), "energy_kpj": row.get("energy_kpj"),
+                "energy_mem_kpj": _memory_kpj(ops), "firing_rate": ops.get("firing_rate"),
+                "mac_ops": ops.get("mac_ops"), "ac_ops": ops.get("ac_ops"), "weight_reads": ops.get("weight_reads"),
+                "source": f"migrated from {source}"}]
+    return out
+
+
+def _memory_kpj(ops: Dict[str, Any]) -> Any:
+    """The default memory-aware energy (KpJ per decision) from stored counts, or None when they lack
+    the weight reads (records made before memory was counted)."""
+    if ops.get("weight_reads") is None:
+        return None
+    from energy.counting import OpsSummary
+    from energy.memory import memory_aware_pj, memory_model
+
+    return memory_aware_pj(OpsSummary.from_dict(ops), memory_model()) / 1e3
+
+
 def migrate(spec: Spec, sources: List[str], commit: str = "") -> Tuple[List[Record], List[str]]:
     """Records of ``spec`` from the source files (format detected from their keys), and what did not match."""
     records: Dict[str, Record] = {}
     notes: List[str] = []
+    energy: Dict[Tuple[str, str, int], List[Dict[str, Any]]] = {}
     for path in sources:
         with open(path) as fh:
             data = json.load(fh)
         name = (os.path.relpath(path) if not os.path.isabs(path) else path) + (f" at commit {commit}" if commit else "")
+        if "detail" in data and "structural" in data:   # energy rows of trained checkpoints
+            energy.update(energy_rows(data, name))
+            continue
         if "groups" in data:
             got, unmatched = from_grid(spec, data, name)
         elif "runs" in data and data["runs"] and "core" in data["runs"][0]:
@@ -142,4 +181,10 @@ def migrate(spec: Spec, sources: List[str], commit: str = "") -> Tuple[List[Reco
             if rec.metric != spec.protocol.metric:
                 raise ValueError(f"{path}: {rec.point} has no curve of the spec's metric {spec.protocol.metric}")
             records[rec.point] = rec
+    by_key = {(r.scenario, r.method, r.seed): r for r in records.values()}
+    for key, rows in energy.items():
+        if key in by_key:
+            by_key[key].energy = rows
+        else:
+            notes.append(f"energy rows of {key} match no record of this spec")
     return list(records.values()), notes

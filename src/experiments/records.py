@@ -7,7 +7,8 @@
      "command": ["--config=qmix", ...], "t_max": 2000000, "t_env": 2000046, "status": "COMPLETED",
      "metric": "test_battle_won_mean",
      "curves": {"test_battle_won_mean": {"T": [...], "value": [...]}, ...},
-     "absolute": {"episodes": 320, "value": 0.91, "step": 2000046} or null,
+     "absolute": {"episodes": 320, "value": 0.91, "checkpoint": "models/<token>"} or null,
+     "energy": [{"network": "agent", "energy_kpj": ..., "energy_mem_kpj": ..., "firing_rate": ...}] or null,
      "wall_s": 2822.5, "segments": 2, "source": "launcher" or "migrated from <file>", "notes": "..."}
 
 A record is written once, atomically, when its point has finished; reading validates it and gives
@@ -46,6 +47,7 @@ class Record:
     variant: str = "default"
     command: List[str] = field(default_factory=list)
     absolute: Optional[Dict[str, Any]] = None
+    energy: Optional[List[Dict[str, Any]]] = None
     wall_s: Optional[float] = None
     segments: int = 1
     source: str = "launcher"
@@ -60,7 +62,7 @@ class Record:
         out = {"format": FORMAT}
         out.update({k: getattr(self, k) for k in (
             "experiment", "point", "scenario", "method", "agent", "variant", "seed", "command", "t_max", "t_env",
-            "status", "metric", "curves", "absolute", "wall_s", "segments", "source", "notes")})
+            "status", "metric", "curves", "absolute", "energy", "wall_s", "segments", "source", "notes")})
         return out
 
 

@@ -204,6 +204,46 @@ def tables_markdown(spec: Spec, summary: Dict[str, Any], title: str) -> List[str
     return lines + [""]
 
 
+ENERGY_COLUMNS = (("mlp_k", "MLP K-ops"), ("rnn_k", "RNN K-ops"), ("snn_k", "SNN K-ops"), ("mixer_k", "mixer K-MAC"),
+                  ("energy_kpj", "energy KpJ (compute)"), ("energy_mem_kpj", "energy KpJ (+ memory)"),
+                  ("firing_rate", "firing rate"))
+
+
+def energy_summary(spec: Spec, records: Sequence[Record]) -> List[Dict[str, Any]]:
+    """Energy rows of every seed's final networks, grouped by (scenario, method, network): mean and
+    population std over seeds (``energy.checkpoints.aggregate``)."""
+    rows = []
+    for r in sorted(records, key=lambda r: (spec.scenarios.index(r.scenario), spec.methods.index(r.method), r.seed)):
+        for row in r.energy or []:
+            rows.append(dict(row, scenario=r.scenario, method=r.method, seed=r.seed,
+                             convention=row.get("convention", "ours")))
+    if not rows:
+        return []
+    from energy.checkpoints import aggregate
+
+    out = aggregate(rows, keys=("scenario", "method", "network", "convention"),
+                    numbers=tuple(k for k, _ in ENERGY_COLUMNS))
+    return [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in a.items()} for a in out]
+
+
+def energy_markdown(energy: List[Dict[str, Any]]) -> List[str]:
+    if not energy:
+        return []
+    head = ["scenario", "method", "network", "seeds"] + [label for _, label in ENERGY_COLUMNS]
+    lines = ["### Energy of the final networks (GRSN paper Table 4 layout)", "",
+             "Per decision, mean +- std over the seeds' final checkpoints (src/energy; 0.9 pJ per AC, 4.6 pJ "
+             "per MAC; \"+ memory\" adds weight and state reads/writes under the default memory model of "
+             "[docs/energy.md](energy.md)).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for a in energy:
+        cells = [a["scenario"], a["method"], a["network"], ",".join(map(str, a["seeds"]))]
+        for key, _ in ENERGY_COLUMNS:
+            m, sd = a.get(f"{key}_mean"), a.get(f"{key}_std")
+            cells.append("-" if m is None else (f"{m:.2f}" if len(a["seeds"]) < 2 else f"{m:.2f} +- {sd:.2f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 # --------------------------------------------------------------------------- plots
 
 def _plt():
@@ -355,6 +395,7 @@ def page_markdown(spec: Spec, records: Sequence[Record], skipped: Sequence[Skipp
         lines += ["### Final metric 2", "", "No record has a final-checkpoint re-evaluation"
                   + (" (migrated records: the checkpoints are not in the repository)."
                      if any(r.source.startswith("migrated") for r in records) else "."), ""]
+    lines += energy_markdown(summaries.get("energy") or [])
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{pl['title']}]({spec.name}/{pl['file']})" for pl in plots]
@@ -445,7 +486,8 @@ def write_report(spec: Spec, records_dir: str, out_dir: str, records_label: Opti
     for name in os.listdir(files_dir):      # stale plots of scenarios no longer in the records
         if name.endswith(".png"):
             os.remove(os.path.join(files_dir, name))
-    summaries = {"last_k": summarise(spec, records, "last_k"), "absolute": summarise(spec, records, "absolute")}
+    summaries = {"last_k": summarise(spec, records, "last_k"), "absolute": summarise(spec, records, "absolute"),
+                 "energy": energy_summary(spec, records)}
     plots = plot_curves(spec, records, files_dir)
     prof = plot_profile(spec, summaries["last_k"], files_dir)
     if prof:

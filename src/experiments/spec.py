@@ -28,6 +28,8 @@ A spec is data. Its keys (every one documented here once; anything else is an er
       margin: 5                   #   [float >= 0, or scenario -> float] non-inferiority margin in table
                                   #   units: "level" only when the difference's CI lies inside +-margin
       aggregate: true             #   [bool] also aggregate over scenarios (only for metrics on one scale)
+      energy: true                #   [bool] count the energy of every seed's final networks (src/energy) into
+                                  #   its record; the report gives the Table-4 layout with the spread over seeds
     resources: {cpus: 1, gpus: 0, memory_gb: 4}  # per point, for Ray
     checkpoint_interval: 100000   # [int >= 1] env steps between checkpoints (with the replay, for exact resume)
     retries: 2                    # [int >= 0] times a failed point is started again (it resumes)
@@ -59,7 +61,7 @@ SCENARIO_KEYS = {"t_max", "config", "with"}
 AGENT_KEYS = {"config", "with"}
 VARIANT_KEYS = {"with", "agents"}
 PROTOCOL_KEYS = {"metric", "label", "scale", "last_k", "absolute_episodes", "compare", "margin",
-                 "aggregate", "higher_is_better"}
+                 "aggregate", "higher_is_better", "energy"}
 RESOURCE_KEYS = {"cpus", "gpus", "memory_gb"}
 # keys the launcher sets itself; a spec may not set them
 RESERVED = {"seed", "name", "t_max", "local_results_path", "checkpoint_path", "load_step", "evaluate"}
@@ -86,6 +88,7 @@ class Protocol:
         return float(self.margin)
     aggregate: bool = False
     higher_is_better: bool = True
+    energy: bool = False
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,8 @@ def load_spec(name_or_path: str, validate_points: bool = True) -> Spec:
                         scale=float(proto.get("scale", 1.0)), last_k=int(proto.get("last_k", 10)),
                         absolute_episodes=int(proto.get("absolute_episodes", 0)), compare=compare,
                         margin=_margin(path, proto.get("margin", 0.0), list(scenarios)), aggregate=bool(proto.get("aggregate", False)),
-                        higher_is_better=bool(proto.get("higher_is_better", True)))
+                        higher_is_better=bool(proto.get("higher_is_better", True)),
+                        energy=bool(proto.get("energy", False)))
     if protocol.last_k < 1:
         raise SpecError(f"{path}: protocol.last_k must be >= 1")
     spec = Spec(name=name, title=str(raw.get("title", name)), description=str(raw.get("description", "")).strip(),
