@@ -389,10 +389,13 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
         running: Dict[Any, Point] = {}
         outcome: Dict[str, Dict[str, Any]] = {}
         t0, last_print = time.time(), 0.0
+        started: Dict[str, float] = {}
+        durations: List[float] = []
         while pending or running:
             while pending and len(running) < parallel and stopping["why"] is None \
                     and not (deadline_at and time.time() >= deadline_at):
                 p = pending.pop(0)
+                started[p.id] = time.time()
                 running[task.remote(spec.path, p.id, results, records, deadline_at)] = p
             if not running:
                 break
@@ -405,6 +408,8 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
                     outcome[p.id] = {"point": p.id, "status": "failed", "error": _one_line(exc)}
                     log(f"  {p.id}: FAILED after {spec.retries} retries: {outcome[p.id]['error']}")
                 else:
+                    if outcome[p.id]["status"] == "done" and "t_env" in outcome[p.id]:
+                        durations.append(time.time() - started[p.id])
                     log(f"  {p.id}: {outcome[p.id]['status']}" + (f" at t_env {outcome[p.id].get('t_env'):,}"
                                                                   if outcome[p.id].get("t_env") else ""))
             if time.time() - last_print > 60 or ready:
@@ -412,7 +417,7 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
                 done = sum(1 for o in outcome.values() if o["status"] == "done")
                 log(f"[{spec.name}] {done} done, {len(running)} running, {len(pending)} waiting, "
                     f"{sum(1 for o in outcome.values() if o['status'] == 'failed')} failed "
-                    f"({time.time() - t0:.0f} s)")
+                    f"({time.time() - t0:.0f} s{eta(durations, len(running) + len(pending), parallel)})")
             if (stopping["why"] or (deadline_at and time.time() >= deadline_at)) and pending:
                 for p in pending:
                     outcome[p.id] = {"point": p.id, "status": "not started"}
@@ -430,6 +435,14 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
     if failed:
         return 1
     return 3 if left else 0
+
+
+def eta(durations: List[float], left: int, parallel: int) -> str:
+    """``, ETA ~1.5 h`` from the points finished in this call (empty before the first one)."""
+    if not durations or not left:
+        return ""
+    seconds = sum(durations) / len(durations) * left / max(parallel, 1)
+    return f", ETA ~{seconds / 3600:.1f} h" if seconds >= 3600 else f", ETA ~{seconds / 60:.0f} min"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -101,3 +101,11 @@ def test_sigterm_stops_cleanly_and_the_resumed_grid_equals_a_straight_run(tmp_pa
     for key in ("test_battle_won_mean", "test_return_mean", "test_ep_length_mean"):
         assert b.curves[key] == a.curves[key], key
     assert b.absolute["value"] == a.absolute["value"]
+
+
+def test_eta_from_finished_points():
+    from experiments.launcher import eta
+
+    assert eta([], 3, 2) == ""
+    assert eta([600.0, 1200.0], 4, 2) == ", ETA ~30 min"      # 900 s x 4 points / 2 at a time
+    assert eta([3600.0], 3, 1) == ", ETA ~3.0 h"
