@@ -1,6 +1,5 @@
 """energy_convention: ours (default) and paper, which reproduces the GRSN paper's PO GRSN MLP column."""
 import os
-import sys
 
 import pytest
 import torch
@@ -76,7 +75,7 @@ def test_table_labels_the_papers_counting():
     assert row["convention"] == "paper's (GRSN Table 4)"
     text = format_table([row], TABLE4_MEMORY_COLUMNS)
     assert "| Pendulum-P | grsn actor+critic [paper counting] | 108.19 |" in text
-    ours_a, ours_c, _ = _po_nets_and_ops("grsn", "Pendulum-P")
+    ours_a, _, _ = _po_nets_and_ops("grsn", "Pendulum-P")
     with pytest.raises(ValueError, match="cannot add counts of conventions"):
         ours_a + c
 
