@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -137,19 +138,23 @@ def run(env_key: str, seed: int, start_steps: int, rounds: int, block: int, extr
         lp.train_steps(max(2, block // 10))                 # warm-up (allocations, first calls)
     cpu: Dict[str, List[float]] = {c: [] for c in CONFIGS}
     wall: Dict[str, List[float]] = {c: [] for c in CONFIGS}
+    faults: Dict[str, int] = {c: 0 for c in CONFIGS}
     order = list(CONFIGS)
     for r in range(rounds):
         for c in (order if r % 2 == 0 else order[::-1]):
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0, w0 = time.process_time(), time.perf_counter()
             loops[c].train_steps(block)
             cpu[c].append(time.process_time() - t0)
             wall[c].append(time.perf_counter() - w0)
+            faults[c] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     rows: Dict[str, Dict[str, Any]] = {}
     for c, lp in loops.items():
         sps = [block / t for t in cpu[c]]
         rows[c] = {"env_steps_per_cpu_s_median": statistics.median(sps), "env_steps_per_cpu_s_all": sps,
                    "env_steps_per_wall_s_median": statistics.median(block / t for t in wall[c]),
-                   "train_step_matmul_flops": train_step_flops(lp), "mode": lp.learner.mode}
+                   "train_step_matmul_flops": train_step_flops(lp), "mode": lp.learner.mode,
+                   "page_faults_per_env_step": faults[c] / (rounds * block)}
     ratios = [(block / p) / (block / a) for p, a in zip(cpu["td3_proxy"], cpu["td3"])]
     return {"loops": rows, "ratio_proxy_over_ann": statistics.median(ratios), "ratio_all": ratios,
             "flop_ratio_proxy_over_ann": rows["td3_proxy"]["train_step_matmul_flops"]
@@ -159,6 +164,10 @@ def run(env_key: str, seed: int, start_steps: int, rounds: int, block: int, extr
             "obs_dim": loops["td3"].obs_dim, "act_dim": loops["td3"].act_dim}
 
 
+def _count(x: Optional[float]) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
 def markdown(res: Dict[str, Any]) -> str:
     m = res["meta"]
     lines = [f"# Proxy Target loop speed ({m['date']})", "",
@@ -166,18 +175,49 @@ def markdown(res: Dict[str, Any]) -> str:
              f"steps after {m['start_steps']} random steps; batch 256, the configs' defaults (td3_proxy: LIF, T = 5, "
              f"K = 3 proxy steps). learner_keep_heap = {m['keep_heap']}. Load average start/end {m['loadavg_start']} / "
              f"{m['loadavg_end']}.", "",
-             "| loop | env steps / CPU-s | env steps / wall-s | matmul GFLOP / train_step |", "|---|---|---|---|"]
+             "| loop | env steps / CPU-s | env steps / wall-s | matmul GFLOP / train_step | page faults / env step |",
+             "|---|---|---|---|---|"]
     for c, row in res["loops"].items():
         lines.append(f"| {c} | {row['env_steps_per_cpu_s_median']:.1f} | {row['env_steps_per_wall_s_median']:.1f} | "
-                     f"{row['train_step_matmul_flops'] / 1e9:.3f} |")
+                     f"{row['train_step_matmul_flops'] / 1e9:.3f} | {_count(row.get('page_faults_per_env_step'))} |")
     sp = res["proxy_split_ms"]
     lines += ["", f"- td3_proxy / ANN TD3 env steps per CPU-s: **{res['ratio_proxy_over_ann']:.3f}** (median of per-round "
               f"ratios; target >= 0.5)",
               f"- matmul FLOPs per train_step, proxy / ANN: {res['flop_ratio_proxy_over_ann']:.2f}, so at equal efficiency "
               f"the ratio is bounded by {res['flop_bound_ratio']:.3f}",
-              f"- one td3_proxy train_step, CPU-ms: critic {sp['critic']:.1f}, actor {sp['actor']:.1f} (every "
-              f"{m['policy_delay']}nd step), proxy fit {sp['proxy_fit']:.1f} (SNN forward on K x 256 states + K Adam steps)"]
+              f"- one td3_proxy train_step, CPU-ms: critic {sp['critic']:.1f}, actor {sp['actor']:.1f} (on every "
+              f"policy_delay = {m['policy_delay']} steps), proxy fit {sp['proxy_fit']:.1f} (SNN forward on K x 256 states + K Adam steps)"]
     return "\n".join(lines) + "\n"
+
+
+def doc_section(before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]]) -> str:
+    """The docs/performance.md section: loop speeds and the FLOP bound, from the two JSON records."""
+    if after is None:
+        return "_No `benchmarks/results/proxy_loop_speed.json` yet: run `python benchmarks/proxy_loop_speed.py`._"
+    lines = ["| run | ANN TD3 env steps / CPU-s | td3_proxy env steps / CPU-s | proxy / ANN | FLOP bound | "
+             "learner_keep_heap | td3_proxy page faults / env step |", "|---|---|---|---|---|---|---|"]
+    for tag, res in (("before", before), ("now", after)):
+        if res is None:
+            continue
+        lo = res["loops"]
+        lines.append(f"| {tag} ({res['meta']['date']}) | {lo['td3']['env_steps_per_cpu_s_median']:.0f} | "
+                     f"{lo['td3_proxy']['env_steps_per_cpu_s_median']:.1f} | {res['ratio_proxy_over_ann']:.3f} | "
+                     f"{res['flop_bound_ratio']:.3f} | {res['meta']['keep_heap']} | "
+                     f"{_count(lo['td3_proxy'].get('page_faults_per_env_step'))} |")
+    sp, lo, m = after["proxy_split_ms"], after["loops"], after["meta"]
+    lines += ["", f"{m['env']}, {m['rounds']} interleaved rounds of {m['block']} env steps, one thread; load average "
+              f"at the end {m['loadavg_end']}.", "",
+              f"- One train_step: ANN TD3 {lo['td3']['train_step_matmul_flops'] / 1e9:.2f} GFLOP of matmuls, "
+              f"td3_proxy {lo['td3_proxy']['train_step_matmul_flops'] / 1e9:.2f} "
+              f"({after['flop_ratio_proxy_over_ann']:.1f}x): at equal efficiency td3_proxy cannot run faster than "
+              f"{after['flop_bound_ratio']:.2f}x the ANN loop; the measured ratio is "
+              + ("above that bound: the proxy loop already turns its FLOPs into env steps more efficiently than the "
+                 "ANN loop." if after["ratio_proxy_over_ann"] >= after["flop_bound_ratio"] else
+                 "below that bound: the proxy loop uses its FLOPs less efficiently than the ANN loop."),
+              f"- td3_proxy train_step split (CPU-ms): critic {sp['critic']:.1f}, actor {sp['actor']:.1f} (on every "
+              f"policy_delay = {m['policy_delay']} steps), proxy fit {sp['proxy_fit']:.1f} (the spiking actor's forward on K x 256 "
+              f"fresh states and K Adam steps of the 512-512 proxy)."]
+    return "\n".join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -190,7 +230,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--keep-heap", type=int, choices=(0, 1), default=1, help="learner_keep_heap (process-wide)")
     p.add_argument("--name", default="proxy_loop_speed")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--doc", action="store_true", help="only rewrite the proxy_loop_speed section of "
+                   "docs/performance.md from proxy_loop_speed{_before,}.json")
     a = p.parse_args(argv)
+    if a.doc:
+        from doc_section import load, update_page
+        update_page("proxy_loop_speed", doc_section(load("proxy_loop_speed_before", a.out_dir),
+                                                    load("proxy_loop_speed", a.out_dir)))
+        return 0
     torch.set_num_threads(1)
     load_start = [round(x, 2) for x in os.getloadavg()]
     start = time.perf_counter()

@@ -273,6 +273,14 @@ def markdown(res: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def doc_section(res: Optional[Dict[str, Any]]) -> str:
+    """The docs/performance.md section: the time-to-win table from the JSON record (if any)."""
+    if res is None:
+        return ("_Not run at full scale yet: no `benchmarks/results/time_to_win_<map>.json` (the command is "
+                "above)._")
+    return markdown(res).split("\n", 2)[2]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--map", default="3m")
@@ -291,7 +299,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--jaxmarl-test-interval", type=float, default=0.01, help="JaxMARL TEST_INTERVAL (fraction of updates)")
     p.add_argument("--jaxmarl-set", nargs="*", default=[])
     p.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--doc", action="store_true", help="only rewrite the time_to_win section of "
+                   "docs/performance.md from time_to_win_<map>.json")
     a = p.parse_args(argv)
+    if a.doc:
+        from doc_section import load, update_page
+        update_page("time_to_win", doc_section(load(f"time_to_win_{a.map}", a.out_dir)))
+        return 0
     if a.test_nepisode < MIN_TEST_EPISODES:
         raise SystemExit(f"--test-nepisode must be >= {MIN_TEST_EPISODES} (the issue's test size), got {a.test_nepisode}")
     if "jaxmarl" in a.sides:

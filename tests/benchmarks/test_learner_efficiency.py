@@ -43,3 +43,27 @@ def test_parse_variant_reads_config_values():
 
 def test_median_ratio_is_per_repeat():
     assert le.median_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 3.0]) == pytest.approx(2.0)   # 2, 3, 1 -> 2
+
+
+def test_doc_splice_replaces_only_the_named_section_and_needs_its_markers():
+    from doc_section import splice
+
+    page = "intro\n<!-- a:begin -->\nold\n<!-- a:end -->\n<!-- b:begin -->\nkeep\n<!-- b:end -->\n"
+    out = splice(page, "a", "new 1.23")
+    assert out == "intro\n<!-- a:begin -->\nnew 1.23\n<!-- a:end -->\n<!-- b:begin -->\nkeep\n<!-- b:end -->\n"
+    with pytest.raises(ValueError, match="no section 'c'"):
+        splice(page, "c", "x")
+
+
+def test_doc_section_reads_its_numbers_from_the_records():
+    def rec(eff, ms, date):
+        row = {"efficiency_median": eff, "cpu_ms_median": ms, "shape_ceiling": 0.61, "matmul_calls": 7,
+               "matmul_alone_s": 0.05, "matmul_share_of_update": 0.5}
+        return {"variants": {"rnn": dict(row), "grsn": dict(row, efficiency_median=eff / 2)},
+                "time_ratios": {"grsn/rnn": 0.9}, "matmul_gflops_median": 90.0,
+                "meta": {"date": date, "map": "3m", "batch_size": 128, "T": 60, "torch_threads": 1, "repeats": 9,
+                         "loadavg_end": [1.0]}}
+    text = le.doc_section(rec(0.41, 170.0, "d0"), rec(0.52, 140.0, "d1"))
+    assert "| rnn | 0.41 | 0.52 | 170 | 140 | 0.61 | 1.00 | 1.00 |" in text
+    assert "| grsn | 0.20 | 0.26 |" in text and "target efficiency of 0.75 is above" in text
+    assert "No `benchmarks/results/learner_efficiency.json`" in le.doc_section(None, None)
