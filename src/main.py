@@ -301,6 +301,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.setup_sacred(_run)
         if args.use_tensorboard:
             logger.setup_tensorboard(os.path.join(args.local_results_path, "tb_logs", args.unique_token))
+        if args.use_csv:
+            logger.setup_csv(os.path.join(args.local_results_path, "csv", f"{args.unique_token}.csv"))
+        if args.use_wandb:
+            logger.setup_wandb(args.wandb_project, args.wandb_mode, args.unique_token, _plain(_config),
+                               os.path.join(args.local_results_path, "wandb"))
         logger.console.info(f"run '{args.run}' | {alg} on {env} | token {args.unique_token}")
         try:
             run_fn(args, logger)

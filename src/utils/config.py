@@ -366,7 +366,14 @@ def _check_save_buffer(value: Any) -> Any:
 
 # Keys whose values are one of a set of words: checked (and brought to their canonical word) by
 # validate_config after the type and range checks, so a typo fails at start-up.
-VALUE_RULES = {"device": _check_device, "name": _check_name, "save_buffer": _check_save_buffer}
+def _check_wandb_mode(value: Any) -> Any:
+    if str(value) not in ("offline", "online", "disabled"):
+        raise ConfigError(f"wandb_mode={value!r} is not one of offline | online | disabled.")
+    return value
+
+
+VALUE_RULES = {"device": _check_device, "name": _check_name, "save_buffer": _check_save_buffer,
+               "wandb_mode": _check_wandb_mode}
 
 
 def project_specs(config_dir: str = CONFIG_DIR) -> Dict[str, KeySpec]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -86,6 +87,7 @@ class Logger:
         self._sacred_run: Any = None
         self._tb: Any = None
         self._tb_close: Any = None
+        self._sinks: List[Tuple[Any, Any]] = []   # (write(key, value, t), close()) of the CSV / W&B outputs
         self._clock = clock
         self._wall0 = clock()
         self._t_first: Optional[int] = None  # first env step seen (a resumed run starts late)
@@ -111,11 +113,41 @@ class Logger:
         self._tb = writer.add_scalar
         self._tb_close = writer.close
 
+    def setup_csv(self, path: str) -> None:
+        """Also append every stat to the CSV file ``path`` as ``t_env,key,value`` rows (long format: a
+        stat added later needs no new column; pandas: ``read_csv(path).pivot(...)``)."""
+        import csv
+
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        fh = open(path, "a", newline="")
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(["t_env", "key", "value"])
+        self._sinks.append((lambda k, v, t: writer.writerow([t, k, repr(v)]), fh.close))
+
+    def setup_wandb(self, project: str, mode: str, name: str, config: Dict[str, Any], folder: str) -> None:
+        """Also log every stat to Weights & Biases (optional; ``mode`` offline writes under ``folder``
+        for a later ``wandb sync``, online needs a login, disabled logs nothing)."""
+        try:
+            import wandb
+        except ImportError as exc:
+            from utils.registry import MissingDependencyError
+            raise MissingDependencyError(
+                "use_wandb=True needs the optional wandb package: `pip install -r requirements-wandb.txt` "
+                "(not part of the main install); or run with use_wandb=False.") from exc
+        os.makedirs(folder, exist_ok=True)
+        run = wandb.init(project=project, mode=mode, name=name, config=config, dir=folder, reinit=True)
+        self._sinks.append((lambda k, v, t: run.log({k: v, "t_env": t}), run.finish))
+
     def close(self) -> None:
-        """Flush and close the tensorboard writer (if any)."""
+        """Flush and close the tensorboard writer and the CSV / W&B sinks (if any)."""
         if self._tb_close is not None:
             self._tb_close()
             self._tb = self._tb_close = None
+        for _, close in self._sinks:
+            close()
+        self._sinks = []
 
     def log_stat(self, key: str, value: float, t: int) -> None:
         """Record ``value`` of stat ``key`` at environment step ``t``."""
@@ -126,6 +158,8 @@ class Logger:
             self._t_first = t
         if self._tb is not None:
             self._tb(key, value, t)
+        for write, _ in self._sinks:
+            write(key, value, t)
         run = self._sacred_run
         if run is not None:
             run.info.setdefault(key, []).append(value)

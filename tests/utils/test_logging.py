@@ -158,3 +158,51 @@ def test_test_history_before_a_resume_goes_into_the_new_record():
     assert dict(resumed.stats) == {"test_return_mean": [(200, 3.0)]}
     # a third part gets the history of both earlier parts
     assert resumed.state_dict()["test_history"] == {"test_return_mean": [[0, 1.0], [100, 2.0], [200, 3.0]]}
+
+
+def test_csv_sink_writes_every_stat_as_a_row(tmp_path):
+    import csv
+
+    from utils.logging import Logger
+
+    path = tmp_path / "csv" / "run.csv"
+    logger = Logger()
+    logger.setup_csv(str(path))
+    logger.log_stat("test_return_mean", 1.5, 100)
+    logger.log_stat("loss", 0.25, 120)
+    logger.close()
+    rows = list(csv.reader(path.open()))
+    assert rows == [["t_env", "key", "value"], ["100", "test_return_mean", "1.5"], ["120", "loss", "0.25"]]
+    logger = Logger()                       # a resumed run appends below the header
+    logger.setup_csv(str(path))
+    logger.log_stat("loss", 0.5, 130)
+    logger.close()
+    assert list(csv.reader(path.open()))[-1] == ["130", "loss", "0.5"] and path.read_text().count("t_env") == 1
+
+
+def test_wandb_sink_offline_or_a_clear_missing_dependency_error(tmp_path):
+    import pytest
+
+    from utils.logging import Logger
+    from utils.registry import MissingDependencyError
+
+    logger = Logger()
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependencyError, match="requirements-wandb.txt"):
+            logger.setup_wandb("p", "offline", "run", {}, str(tmp_path))
+        return
+    logger.setup_wandb("spikemarl-test", "offline", "run", {"lr": 0.1}, str(tmp_path))
+    logger.log_stat("test_return_mean", 2.0, 10)
+    logger.close()
+    assert list(tmp_path.glob("wandb/offline-run-*")), "no offline W&B run folder written"
+
+
+def test_wandb_mode_is_checked_at_start_up():
+    import pytest
+
+    from utils.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="wandb_mode='cloud' is not one of offline"):
+        build_config("qmix", "smax", ["wandb_mode=cloud"])
