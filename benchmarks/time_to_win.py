@@ -195,7 +195,7 @@ def ours_run(a: argparse.Namespace, seed: int, work: str) -> Dict[str, Any]:
     driver = os.path.join(work, "ours_driver.py")
     with open(driver, "w") as f:
         f.write(OURS_DRIVER)
-    opts = {"argv": argv, "stop_at": max(THRESHOLDS), "consecutive": a.consecutive}
+    opts = {"argv": argv, "stop_at": a.stop_at, "consecutive": a.consecutive}
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, driver, ROOT, json.dumps(opts), out_path], check=True, cwd=ROOT, env=env,
                    stdout=subprocess.DEVNULL)
@@ -226,7 +226,7 @@ def jaxmarl_run(a: argparse.Namespace, seed: int, work: str) -> Dict[str, Any]:
     with open(driver, "w") as f:
         f.write(JAXMARL_DRIVER)
     out_path = os.path.join(work, f"jaxmarl_{seed}.jsonl")
-    stop = {"stop_at": max(THRESHOLDS), "consecutive": a.consecutive}
+    stop = {"stop_at": a.stop_at, "consecutive": a.consecutive}
     subprocess.run([a.jaxmarl_python, driver, os.path.abspath(a.jaxmarl), json.dumps(overrides), out_path, ROOT,
                     json.dumps(stop)], check=True, cwd=a.jaxmarl, stdout=subprocess.DEVNULL)
     lines = read_jsonl(out_path)
@@ -289,6 +289,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--max-steps", type=int, default=1_000_000, help="env step budget of every run")
     p.add_argument("--ours-max-steps", type=int, default=0, help="ours: env step budget (0 = --max-steps)")
     p.add_argument("--consecutive", type=int, default=3)
+    p.add_argument("--stop-at", type=float, default=max(THRESHOLDS),
+                   help="end a run once this win rate is held (0.8 saves time; 0.9 is then reported only if "
+                   "reached by then)")
     p.add_argument("--test-interval", type=int, default=10000, help="ours: env steps between tests")
     p.add_argument("--test-nepisode", type=int, default=MIN_TEST_EPISODES, help="test episodes per test (both sides)")
     p.add_argument("--ours-set", nargs="*", default=[], help="extra `with` overrides for src/main.py")
@@ -325,7 +328,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = summarise(runs, a.consecutive)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "map": a.map, "seeds": a.seeds, "max_steps": a.max_steps,
             "ours_max_steps": a.ours_max_steps or a.max_steps,
-            "consecutive": a.consecutive, "test_nepisode": a.test_nepisode, "cpu_count": os.cpu_count(),
+            "consecutive": a.consecutive, "stop_at": a.stop_at, "test_nepisode": a.test_nepisode, "cpu_count": os.cpu_count(),
             "command": "python benchmarks/time_to_win.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     res = {"meta": meta, "runs": runs, "summary": summary}
     write_report(a.out_dir, f"time_to_win_{a.map}", res, markdown(res))
