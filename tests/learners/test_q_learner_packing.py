@@ -155,3 +155,12 @@ def test_learner_threads_apply_during_the_update_only():
     assert seen == [want] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match=r"learner_threads must be >= 0"):
         QLearner(BasicMAC(INFO, _args()), INFO, _args(learner_threads=-1), None)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_learner_keep_heap_switches_the_heap_setting(flag, monkeypatch):
+    import learners.q_learner as ql
+    seen = []
+    monkeypatch.setattr(ql, "keep_freed_memory", lambda: seen.append(1))
+    QLearner(BasicMAC(INFO, _args()), INFO, _args(learner_keep_heap=flag), None)
+    assert seen == ([1] if flag else [])
