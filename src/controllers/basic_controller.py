@@ -6,7 +6,7 @@ whole episodes for the learner (``unroll``: the one place that loop lives).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Optional
 
 import torch
 
@@ -87,19 +87,28 @@ class BasicMAC:
             q = torch.stack(steps, dim=0)
         return q.transpose(0, 1)
 
-    def unroll_packed(self, batch: EpisodeBatch, packing: Packing) -> torch.Tensor:
-        """Q-values for the real observation slots of ``batch`` only: ``[packing.n_rows, agents, n_actions]``.
-
-        ``packing`` covers slots ``0 .. len`` of each episode (``Packing.from_mask(mask, extra=1)``).
-        Same values as ``unroll`` on those slots. ``sequence`` calls ``agent.forward_packed``;
-        ``stepwise`` calls ``forward`` once per step on the episodes still running at that step.
-        """
+    def packed_inputs(self, batch: EpisodeBatch, packing: Packing) -> torch.Tensor:
+        """The agent inputs of the real observation slots of ``batch``: ``[packing.n_rows, agents, input_shape]``
+        (the same for every controller of this shape: the learner builds them once for the online and
+        the target network)."""
         obs = packing.pack(batch.obs)                                           # [rows, agents, obs]
         prev = torch.cat([torch.zeros_like(batch.actions[:, :1]), batch.actions], dim=1)   # [B, T+1, agents]
         first = (packing.t_idx == 0).to(obs.device)
         last = torch.nn.functional.one_hot(packing.pack(prev), self.n_actions).to(obs.dtype)
         last = last.masked_fill(first.view(-1, 1, 1), 0.0)                    # slot 0: no previous action
-        inputs = self.build_inputs(obs, last)                                   # [rows, agents, e]
+        return self.build_inputs(obs, last)                                     # [rows, agents, e]
+
+    def unroll_packed(self, batch: EpisodeBatch, packing: Packing,
+                      inputs: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Q-values for the real observation slots of ``batch`` only: ``[packing.n_rows, agents, n_actions]``.
+
+        ``packing`` covers slots ``0 .. len`` of each episode (``Packing.from_mask(mask, extra=1)``).
+        Same values as ``unroll`` on those slots. ``sequence`` calls ``agent.forward_packed``;
+        ``stepwise`` calls ``forward`` once per step on the episodes still running at that step.
+        ``inputs``: ``packed_inputs(batch, packing)`` if already built.
+        """
+        if inputs is None:
+            inputs = self.packed_inputs(batch, packing)
         if self.unroll_mode == "sequence":
             return self.agent.forward_packed(inputs, packing)
         hidden = self.agent.init_hidden(packing.batch * self.n_agents)

@@ -90,12 +90,13 @@ class QLearner:
         slots = Packing.from_mask(batch.mask(), extra=1)              # obs slots 0..len of each episode
         steps = Packing.from_mask(batch.mask())                       # transitions 0..len-1
         step_rows = slots.rows_in(steps)
-        q = self.mac.unroll_packed(batch, slots)                      # [slot rows, agents, n]
+        inputs = self.mac.packed_inputs(batch, slots)                 # built once for both networks
+        q = self.mac.unroll_packed(batch, slots, inputs)              # [slot rows, agents, n]
         q_step = q[step_rows]
         chosen = q_step.gather(-1, steps.pack(batch.actions).unsqueeze(-1)).squeeze(-1)   # [rows, agents]
         with torch.no_grad():
             avail = slots.pack(batch.avail_actions).bool()
-            target_max = self._greedy_target(q, self.target_mac.unroll_packed(batch, slots), avail)
+            target_max = self._greedy_target(q, self.target_mac.unroll_packed(batch, slots, inputs), avail)
             target_tot = self._mix(self.target_mixer, target_max, slots.pack(batch.state))
             targets = steps.pack(self._targets(batch, slots.unpack(target_tot)))
         chosen_tot = self._mix(self.mixer, chosen, steps.pack(batch.state))
