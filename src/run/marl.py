@@ -98,6 +98,22 @@ def run_marl(args: Any, logger: Any) -> None:
         runner.close()
 
 
+def aside(runner: Any, test: Any) -> Any:
+    """Run ``test()`` (the end-of-run test, which the test schedule did not ask for) and put the
+    runner's state (envs, pending stats) and the global RNG states back as they were, so the
+    checkpoint saved after it is the one a longer run would have had at that step: extending a
+    finished run with a larger ``t_max`` trains as a straight run does. Envs that cannot save
+    their state (sc2) are tested in place."""
+    state = runner.state_dict()
+    if state.get("env") is None:
+        return test()
+    rng = global_rng_state()
+    result = test()
+    runner.load_state_dict(state)
+    set_global_rng_state(rng)
+    return result
+
+
 def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Optional[str] = None) -> None:
     """The training loop proper.
 
@@ -171,6 +187,6 @@ def train(args: Any, logger: Any, runner: Any, learner: Any, resume_from: Option
                     save(last=False)
             else:
                 logger.console.info(f"final test at t_env {runner.t_env}")
-                test_now()
+                aside(runner, test_now)
         logger.log_stat("wall_time_s", time.time() - start, runner.t_env)
         logger.console.info(f"finished training at t_env {runner.t_env} in {time_str(time.time() - start)}")

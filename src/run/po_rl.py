@@ -241,18 +241,29 @@ def train(args: Any, logger: Any, env: Any, test_env: Any, runner: EpisodeRunner
                       {"replay": replay}, last)
 
     def tests_and_console() -> None:
+        """Tests and progress lines on their schedule, plus one of each at t_max. The end-of-run
+        ones are out of schedule: they move no timer and the test env's RNG is put back after
+        the test, so extending a finished run with a larger t_max equals a straight run."""
         nonlocal last_time, last_t
         t_env = loop["t_env"]
-        if t_env - loop["last_test"] >= test_interval or t_env >= t_max:
+        if t_env - loop["last_test"] >= test_interval:
             returns, lengths = evaluate(test_runner, int(args.test_nepisode))
             _log_test(logger, returns, lengths, t_env)
             loop["last_test"] = t_env
-        if t_env - loop["last_log"] >= log_interval or t_env >= t_max:
+        elif t_env >= t_max:
+            before = gym_env_rng_state(test_env)
+            returns, lengths = evaluate(test_runner, int(args.test_nepisode))
+            _log_test(logger, returns, lengths, t_env)
+            set_gym_env_rng_state(test_env, before)
+        due = t_env - loop["last_log"] >= log_interval
+        if due or t_env >= t_max:
             now = time.time()
             if t_env > last_t:
                 logger.log_stat("steps_per_sec", (t_env - last_t) / max(now - last_time, 1e-9), t_env)
             logger.print_progress(t_env, t_max)
-            loop["last_log"], last_time, last_t = t_env, now, t_env
+            last_time, last_t = now, t_env
+            if due:
+                loop["last_log"] = t_env
 
     if resume_from is None:
         tests_and_console()  # the evaluation at t_env = 0

@@ -339,11 +339,18 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
                 for k, v in learner.train_step(batch, proxy_obs).items():
                     train_stats[k].append(v)
 
-            if t_env - loop["last_test"] >= int(args.test_interval) or t_env == t_max:
+            # the test and log at t_max are out of schedule: they move no timer, the tester's history
+            # and pending stats stay as they were, so extending a finished run equals a straight run
+            if t_env - loop["last_test"] >= int(args.test_interval):
                 loop["last_test"] = t_env
                 tester(t_env)
+            elif t_env == t_max:
+                kept = tester.state_dict()
+                tester(t_env)
+                tester.load_state_dict(kept)
 
-            if t_env - loop["last_log"] >= int(args.log_interval) or t_env == t_max:
+            log_due = t_env - loop["last_log"] >= int(args.log_interval)
+            if log_due or t_env == t_max:
                 now = time.time()
                 sps = (t_env - t_log_env) / max(now - t_log_wall, 1e-9)
                 logger.log_stat("steps_per_sec", sps, t_env)
@@ -354,12 +361,14 @@ def train(args: Any, logger: Any, env: Any, tester: _Tester, learner: TD3MujocoL
                     logger.log_stat("ep_length_mean", float(np.mean(loop["ep_lengths"])), t_env)
                 for k, vals in train_stats.items():
                     logger.log_stat(k, float(np.mean(vals)), t_env)
-                train_stats.clear()
-                loop["ep_returns"], loop["ep_lengths"] = [], []
-                loop["last_log"] = t_env
+                if log_due:
+                    train_stats.clear()
+                    loop["ep_returns"], loop["ep_lengths"] = [], []
+                    loop["last_log"] = t_env
                 logger.print_progress(t_env, t_max)
 
             if ckpt.due(t_env, loop["last_save"]) and t_env < t_max:
                 loop["last_save"] = t_env
                 save(last=False)
-    logger.console.info(f"finished: best test return {tester.best:.2f}")
+    best = max(tester.best, logger.last("test_return_best") or -float("inf"))  # the t_max test included
+    logger.console.info(f"finished: best test return {best:.2f}")

@@ -409,12 +409,12 @@ def link_resume(step_dir: str, model_dir: str) -> None:
     ``find_checkpoint`` on either folder finds the newest step of the chain). The old folder may
     be read-only: then only the new folder's link is written (raises nothing for the old one)."""
     step_dir, model_dir = os.path.abspath(step_dir), os.path.abspath(model_dir)
+    parent = os.path.dirname(step_dir)
+    if os.path.normpath(parent) == os.path.normpath(model_dir):  # saving on in the same folder: no link
+        return
     os.makedirs(model_dir, exist_ok=True)
     mine = read_chain(model_dir)
     _write_chain(model_dir, step_dir, mine["continued_in"])
-    parent = os.path.dirname(step_dir)
-    if os.path.normpath(parent) == os.path.normpath(model_dir):
-        return
     theirs = read_chain(parent)
     if model_dir not in theirs["continued_in"]:
         try:

@@ -258,3 +258,117 @@ def test_marl_lr_override_on_resume_takes_effect(request, tmp_path):
                   logger)
     assert _opt_lrs(_newest_step(tmp_path / "models" / "second"), "opt") == [0.001]
     assert "lr 30 -> 0.001" in "\n".join(logger.console.lines)
+
+
+# --------------------------------------------------------------------------------- extending a finished run
+def extend_and_compare(run, make_args, tmp_path, t_first, t_max):
+    """A run to ``t_first``, then resumed from its final checkpoint with ``t_max``, against a straight
+    run to ``t_max``: every value equal, except the finished run's out-of-schedule end points (its
+    t_max test and log), which a straight run does not make."""
+    straight = StopAt()
+    set_seed(1)
+    run(make_args(tmp_path / "a", "straight", t_max=t_max), straight)
+    first = StopAt()
+    set_seed(1)
+    run(make_args(tmp_path / "b", "first", t_max=t_first), first)
+    end = max(t for vals in first.stats.values() for t, _ in vals)
+    second = StopAt()
+    set_seed(1)
+    run(make_args(tmp_path / "b", "second", t_max=t_max,
+                  checkpoint_path=os.path.join(str(tmp_path / "b"), "models", "first")), second)
+    want, got = series(straight), series(first, second)
+    extra = {k: [p for p in got.get(k, []) if p[0] == end and p not in want.get(k, [])] for k in got}
+    got = {k: [p for p in v if p not in extra[k]] for k, v in got.items()}
+    assert sum(len(v) for v in extra.values()) > 0                   # the finished run did test at its end
+    assert min(t for vals in second.stats.values() for t, _ in vals) > end   # the second part really resumed
+    assert_same(want, {k: v for k, v in got.items() if v})
+
+
+@pytest.mark.parametrize("agent,key,learner", [("gru", "CartPole-V", "sacd"), ("grsn", "Pendulum-P", "td3")])
+def test_po_rl_extending_a_finished_run_equals_a_straight_run(tmp_path, agent, key, learner):
+    """Issue 48: the end-of-run test drew from the test env's stream and moved the test schedule."""
+    from run.po_rl import run_po_rl
+    from test_po_rl_smoke import po_args
+
+    def make_args(root, token, **kw):
+        return po_args(root, agent=agent, po_learner=learner, env_args={"key": key, "max_episode_steps": 30},
+                       test_interval=90, log_interval=60, runner_log_interval=60, learner_log_interval=60,
+                       save_model_interval=10 ** 9, unique_token=token, po_updates_per_step=0.2, **kw)
+
+    extend_and_compare(run_po_rl, make_args, tmp_path, t_first=130, t_max=300)
+
+
+def test_td3_mujoco_extending_a_finished_run_equals_a_straight_run(tmp_path):
+    pytest.importorskip("mujoco")
+    from run.td3_mujoco import run_td3_mujoco
+    from test_td3_mujoco_smoke import make_args as td3_args
+
+    def make_args(root, token, **kw):
+        return td3_args(root, "proxy", env_args={"key": "Hopper-v4", "max_episode_steps": 40}, start_steps=50,
+                        batch_size_transitions=16, test_interval=70, test_nepisode=1, log_interval=30,
+                        save_model_interval=10 ** 9, unique_token=token, popsan_hidden=[16],
+                        mujoco_actor_hidden=[16], mujoco_critic_hidden=[16], proxy_hidden=[16], **kw)
+
+    extend_and_compare(run_td3_mujoco, make_args, tmp_path, t_first=110, t_max=200)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["parallel", "continuous"])
+def test_marl_extending_a_finished_run_equals_a_straight_run(request, tmp_path, runner):
+    """Issue 48: MARL's end-of-run test played on the training envs (parallel runner), so the extended run
+    trained on other episodes than a straight one."""
+    pytest.importorskip("jaxmarl")
+    import run.marl as marl
+    from utils.config import build_config
+
+    cache = str(request.config.cache.mkdir("smax_jax_cache"))
+
+    def make_args(root, token, **kw):
+        cfg = build_config("qmix", "smax")
+        cfg.update(device="cpu", agent="rnn", runner=runner, rnn_hidden_dim=8, mixing_embed_dim=8, hypernet_embed=8,
+                   batch_size_run=2, batch_size=4, buffer_size=8, target_update_interval=4, epsilon_anneal_time=300,
+                   test_nepisode=2, test_interval=150, log_interval=100, runner_log_interval=100,
+                   learner_log_interval=100, save_model=True, save_model_interval=10 ** 9,
+                   local_results_path=str(root), unique_token=token)
+        cfg["env_args"]["jax_cache_dir"] = cache
+        cfg.update(kw)
+        return SimpleNamespace(**cfg)
+
+    extend_and_compare(marl.run_marl, make_args, tmp_path, t_first=220, t_max=450)
+
+
+def _training_series(logger):
+    return {k: v for k, v in series(logger).items() if not k.startswith("test_") and k != "spike_rate_mean"}
+
+
+@pytest.mark.parametrize("loop", ["po_rl", "td3_mujoco"])
+def test_the_test_schedule_does_not_change_training(tmp_path, loop):
+    """Issue 48: tests run on their own envs and random streams, so another test_interval trains the same
+    (every training stat equal). MARL's parallel runner still tests on its training envs (not covered)."""
+    if loop == "po_rl":
+        from run.po_rl import run_po_rl as run
+        from test_po_rl_smoke import po_args
+
+        def make_args(root, interval):
+            return po_args(root, agent="gru", po_learner="sacd", env_args={"key": "CartPole-V", "max_episode_steps": 30},
+                           t_max=200, test_interval=interval, log_interval=60, runner_log_interval=60,
+                           learner_log_interval=60, save_model=False, unique_token="x", po_updates_per_step=0.2)
+    else:
+        pytest.importorskip("mujoco")
+        from run.td3_mujoco import run_td3_mujoco as run
+        from test_td3_mujoco_smoke import make_args as td3_args
+
+        def make_args(root, interval):
+            return td3_args(root, "snn", env_args={"key": "Hopper-v4", "max_episode_steps": 40}, t_max=150,
+                            start_steps=50, batch_size_transitions=16, test_interval=interval, test_nepisode=1,
+                            log_interval=30, save_model=False, unique_token="x", popsan_hidden=[16],
+                            mujoco_critic_hidden=[16])
+    loggers = []
+    for interval in (37, 1000):
+        logger = StopAt()
+        set_seed(1)
+        run(make_args(tmp_path / str(interval), interval), logger)
+        loggers.append(logger)
+    rare, often = _training_series(loggers[1]), _training_series(loggers[0])
+    assert len(series(loggers[0])["test_return_mean"]) > len(series(loggers[1])["test_return_mean"]) + 2
+    assert_same(rare, often)
