@@ -508,7 +508,10 @@ def drop_part(step_dir: str, name: str) -> int:
     the folder stays complete at every moment. Returns the bytes freed (0 when there was no part).
     """
     manifest = read_manifest(step_dir)
-    entry = manifest.get("parts", {}).pop(name, None)
+    problem = _manifest_problem(step_dir, manifest)
+    if problem:
+        raise CheckpointError(f"cannot drop part '{name}': {problem}")
+    entry = manifest["parts"].pop(name, None)
     if entry is None:
         return 0
     tmp = os.path.join(step_dir, f".{MANIFEST}.{secrets.token_hex(3)}")

@@ -550,3 +550,13 @@ def test_the_checkpointer_of_a_resumed_run_links_the_chain_and_checks_its_folder
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(CheckpointWriteError, match="cannot write checkpoints to .*file/models/x"):
         Checkpointer(args(local_results_path=str(tmp_path / "file"), unique_token="x"), Log())
+
+
+def test_drop_part_refuses_a_damaged_manifest_in_one_line(tmp_path):
+    from utils.checkpoint import drop_part
+
+    save_checkpoint(str(tmp_path), 5, {"agent": torch.nn.Linear(2, 2), "buffer": {"n": 1}})
+    (tmp_path / "5" / "manifest.json").write_text(json.dumps({"format": 1, "parts": ["agent.pt"]}))
+    with pytest.raises(CheckpointError, match="cannot drop part 'buffer': .*lists no parts"):
+        drop_part(str(tmp_path / "5"), "buffer")
+    assert (tmp_path / "5" / "buffer.pt").exists()
