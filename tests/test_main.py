@@ -188,3 +188,14 @@ def test_the_jax_compile_cache_is_on_by_default_under_the_results_folder():
     config = entry.finalize_config(build_config("qmix", "smax", ["env_args.jax_cache_dir=/c", "device=cpu"]))
     assert config["env_args"]["jax_cache_dir"] == "/c"
     assert "jax_cache_dir" not in entry.finalize_config(build_config("sacd", "pomdp", ["device=cpu"]))["env_args"]
+
+
+def test_a_scenario_name_leading_out_of_the_results_folder_is_refused(tmp_path):
+    """The run's folders are built from env_args too (map name / key): they must stay inside local_results_path."""
+    from utils.config import ConfigError, build_config
+
+    config = build_config("qmix", "smax", ["env_args.map_name=../../../escaped", f"local_results_path={tmp_path / 'r'}"])
+    config["name"] = "qmix_rnn"
+    with pytest.raises(ConfigError, match="lies outside local_results_path"):
+        entry.check_start_up(config)
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "r").exists()
