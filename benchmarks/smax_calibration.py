@@ -313,6 +313,26 @@ def record_checkpoint(ckpt: str, map_name: str, fidelities: List[str], episodes:
     return out
 
 
+def sacred_summary(run_dir: str) -> Dict[str, Any]:
+    """The last logged test metrics of a sacred run folder (metrics.json) and its key config."""
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    cfg: Dict[str, Any] = {}
+    if os.path.exists(os.path.join(run_dir, "config.json")):
+        with open(os.path.join(run_dir, "config.json")) as f:
+            cfg = json.load(f)
+    out: Dict[str, Any] = {"run_dir": run_dir}
+    for k in ("test_battle_won_mean", "test_return_mean", "test_ep_length_mean"):
+        if k in metrics:
+            out[k] = metrics[k]["values"][-1]
+            out[k + "_t_env"] = metrics[k]["steps"][-1]
+    env_args = cfg.get("env_args") or {}
+    out.update({"map": env_args.get("map_name"), "fidelity": env_args.get("fidelity", "jaxmarl"),
+                "evaluate": cfg.get("evaluate"), "test_nepisode": cfg.get("test_nepisode"), "t_max": cfg.get("t_max"),
+                "seed": cfg.get("seed"), "checkpoint_path": cfg.get("checkpoint_path")})
+    return out
+
+
 def table(record: Dict[str, Any]) -> str:
     """Markdown: win rate % per map (rows) and fidelity x policy (columns), then time-outs and lengths."""
     rows = record["rows"]
@@ -342,13 +362,26 @@ def exploit_section(path: str) -> str:
                 "(benchmarks/results/smax_exploit_mmm2.json is missing).\n")
     with open(path) as f:
         rec = json.load(f)
-    lines = [f"Checkpoint: `{rec.get('checkpoint', '?')}` ({rec.get('train', '')}).", "",
+    ck = rec.get("checkpoint", "?")
+    ck = os.path.relpath(ck, ROOT) if os.path.isabs(ck) else ck
+    lines = [f"Checkpoint: `{ck}` ({rec.get('train', '')}), {rec['evaluations'][next(iter(rec['evaluations']))]['episodes'] if rec.get('evaluations') else 0} "
+             f"greedy episodes per fidelity (`--record-checkpoint`; behaviour columns: `_summarise` in "
+             f"benchmarks/smax_calibration.py; per-episode traces in benchmarks/results/smax_exploit_mmm2.json):", "",
              "| fidelity | test episodes | win % | mean return | mean length | " + " | ".join(rec.get("summary_keys", []))
              + " |", "|---|---:|---:|---:|---:|" + "---:|" * len(rec.get("summary_keys", []))]
     for fid, r in rec.get("evaluations", {}).items():
         extra = " | ".join(f"{r['summary'].get(k, float('nan')):.2f}" for k in rec.get("summary_keys", []))
         lines.append(f"| {fid} | {r['episodes']} | {100 * r['win_rate']:.1f} | {r['return_mean']:.2f} | "
                      f"{r['length_mean']:.1f} | {extra} |")
+    runs = rec.get("sacred_runs", {})
+    if runs:
+        lines += ["", "The same checkpoint through `src/main.py` (sacred records; training run: last test):", "",
+                  "| run | fidelity | evaluate | test episodes | t_env | test win % | test return | test length |",
+                  "|---|---|---|---:|---:|---:|---:|---:|"]
+        for name, r in runs.items():
+            lines.append(f"| {name} | {r.get('fidelity')} | {r.get('evaluate')} | {r.get('test_nepisode')} | "
+                         f"{r.get('test_battle_won_mean_t_env')} | {100 * r.get('test_battle_won_mean', float('nan')):.1f} | "
+                         f"{r.get('test_return_mean', float('nan')):.2f} | {r.get('test_ep_length_mean', float('nan')):.1f} |")
     lines += ["", rec.get("description", ""), ""]
     return "\n".join(lines)
 
@@ -412,6 +445,18 @@ PAGE_TAIL = """
 
 ## The MMM2 exploit: a `jaxmarl` checkpoint evaluated under `sc2`
 
+Trained (QMIX, GRU agent, `jaxmarl` fidelity, one seed, a short budget) and evaluated with:
+
+    python src/main.py --config=qmix --env-config=smax with env_args.map_name=MMM2 t_max=250000 \
+        save_model=True save_model_interval=250000 torch_threads=1 buffer_size=2400 test_interval=20000 \
+        seed=1 name=mmm2_jaxmarl_h46 env_args.jax_cache_dir=results/jax_cache
+    python src/main.py --config=qmix --env-config=smax with env_args.map_name=MMM2 evaluate=True \
+        checkpoint_path=results/models/<token> env_args.fidelity=sc2 test_nepisode=64 torch_threads=1 name=mmm2_eval_sc2
+    python benchmarks/smax_calibration.py --record-checkpoint results/models/<token> --record-map MMM2 \
+        --episodes 64 --seed 7
+    python benchmarks/smax_calibration.py --add-sacred train_jaxmarl=results/sacred/smax/MMM2/mmm2_jaxmarl_h46/1 \
+        eval_jaxmarl=results/sacred/smax/MMM2/mmm2_eval_jaxmarl/1 eval_sc2=results/sacred/smax/MMM2/mmm2_eval_sc2/1
+
 """
 
 PAGE_END = """
@@ -450,6 +495,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--record-checkpoint", default="", help="evaluate this MARL checkpoint (model dir) greedily in "
                    "each --fidelities for --episodes episodes on --record-map and write --exploit")
     p.add_argument("--record-map", default="MMM2")
+    p.add_argument("--add-sacred", nargs="+", default=[], metavar="NAME=RUN_DIR",
+                   help="store the final test metrics of these sacred runs (src/main.py training or evaluate=True "
+                        "runs, results/sacred/.../<id>) in the --exploit record")
     p.add_argument("--describe", default=None, help="store this text (no numbers: they belong in the record) "
                    "as the --exploit record's description")
     args = p.parse_args(argv)
@@ -461,6 +509,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         if os.path.exists(args.exploit):
             with open(args.exploit) as f:
                 rec["description"] = json.load(f).get("description", "")
+        with open(args.exploit, "w") as f:
+            json.dump(rec, f, indent=1)
+        return
+    if args.add_sacred:
+        with open(args.exploit) as f:
+            rec = json.load(f)
+        runs = rec.setdefault("sacred_runs", {})
+        for item in args.add_sacred:
+            name, _, run_dir = item.partition("=")
+            runs[name] = sacred_summary(run_dir)
         with open(args.exploit, "w") as f:
             json.dump(rec, f, indent=1)
         return
