@@ -89,11 +89,25 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def unwritable_reason(folder: str) -> Optional[str]:
+    """None when ``folder`` exists and takes files, or could be made: its nearest existing
+    ancestor is a folder that takes files. Else why not. Creates no folder (a probe file is
+    written and removed in the nearest existing one: permission bits alone do not tell, root
+    ignores them and a read-only mount refuses root too)."""
+    from utils.checkpoint import probe_writable
+
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return f"{path} is a file, not a folder"
+    return probe_writable(path)
+
+
 def check_start_up(config: Dict[str, Any]) -> None:
     """What would otherwise fail late, checked before anything runs (ConfigError, one line):
     the run's sacred and model folders lie inside ``local_results_path`` and files can be
-    written there (the models folder only when the run saves)."""
-    from utils.checkpoint import probe_writable
+    written there (the models folder only when the run saves). Makes no folder."""
 
     root = str(config["local_results_path"])
     env, scenario = results_group(config)
@@ -105,7 +119,7 @@ def check_start_up(config: Dict[str, Any]) -> None:
             raise ConfigError(f"the run's {what} folder {folder} lies outside local_results_path={root} "
                               f"(env_args or name hold '..' or '/'); use plain names.")
     for what, folder in folders.items():
-        why = probe_writable(folder)
+        why = unwritable_reason(folder)
         if why:
             raise ConfigError(f"cannot write the run's {what} records to {folder}: {why}. Make it writable or set "
                               f"local_results_path=<a writable folder>"
