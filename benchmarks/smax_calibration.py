@@ -364,7 +364,9 @@ def exploit_section(path: str) -> str:
         rec = json.load(f)
     ck = rec.get("checkpoint", "?")
     ck = os.path.relpath(ck, ROOT) if os.path.isabs(ck) else ck
-    lines = [f"Checkpoint: `{ck}` ({rec.get('train', '')}), {rec['evaluations'][next(iter(rec['evaluations']))]['episodes'] if rec.get('evaluations') else 0} "
+    evals = rec.get("evaluations", {})
+    n_eps = next(iter(evals.values()))["episodes"] if evals else 0
+    lines = [f"Checkpoint: `{ck}` ({rec.get('train', '')}), {n_eps} "
              f"greedy episodes per fidelity (`--record-checkpoint`; behaviour columns: `_summarise` in "
              f"benchmarks/smax_calibration.py; per-episode traces in benchmarks/results/smax_exploit_mmm2.json):", "",
              "| fidelity | test episodes | win % | mean return | mean length | " + " | ".join(rec.get("summary_keys", []))

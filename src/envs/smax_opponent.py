@@ -82,7 +82,8 @@ def centre(pos: jax.Array, mask: jax.Array) -> Tuple[jax.Array, jax.Array]:
     return c, count > 0
 
 
-def attack_move_orders(env: Any, state: Any, targets: jax.Array, shoots: bool) -> Tuple[jax.Array, jax.Array, jax.Array]:
+def attack_move_orders(env: Any, state: Any, targets: jax.Array,
+                       shoots: bool) -> Tuple[jax.Array, jax.Array, jax.Array]:
     """The enemy team's orders for one env step: (move vectors float32 [n_enemies, 2], SMAX attack
     actions int32 [n_enemies] (0 = none), new targets int32 [n_enemies], unit index or -1).
 

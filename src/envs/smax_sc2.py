@@ -172,7 +172,8 @@ class _SC2Mechanics:
         dmg = jnp.where(fire, dmg, 0.0)
         heals = in_reach & healer
         energy = jnp.maximum(cooldown, 0.0)
-        heal_amt = jnp.minimum(jnp.minimum(U.HEAL_PER_S * dt, s["hp"][tt_type] - health[tt]), U.HEAL_PER_ENERGY * energy)
+        missing = s["hp"][tt_type] - health[tt]
+        heal_amt = jnp.minimum(jnp.minimum(U.HEAL_PER_S * dt, missing), U.HEAL_PER_ENERGY * energy)
         heal_amt = jnp.where(heals, jnp.maximum(heal_amt, 0.0), 0.0)
         new_health = health.at[tt].add(heal_amt - dmg)
         new_health = jnp.clip(new_health, 0.0, s["health"][t])

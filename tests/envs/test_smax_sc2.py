@@ -304,7 +304,8 @@ def test_batch_sc2_fidelity_shapes_limits_and_seeding(request):
     b = make_smax_batch(3, seed=5, map_name="3m", jax_cache_dir=cache)
     ia, ib = a.get_env_info(), b.get_env_info()
     assert ia["episode_limit"] == 60 and ib["episode_limit"] == 100
-    assert (ia["obs_shape"], ia["state_shape"], ia["n_actions"]) == (ib["obs_shape"], ib["state_shape"], ib["n_actions"])
+    for k in ("obs_shape", "state_shape", "n_actions"):
+        assert ia[k] == ib[k]
     assert ia["fidelity"] == "sc2" and ib["fidelity"] == "jaxmarl"
     single = make_smax_batch(1, seed=5, map_name="3m", fidelity="sc2", first_env_index=2, jax_cache_dir=cache)
     oa, os_ = a.reset(), single.reset()
@@ -317,6 +318,14 @@ def test_batch_sc2_fidelity_shapes_limits_and_seeding(request):
         os_, rs, _, _ = single.step(acts[2:3])
         np.testing.assert_array_equal(oa["obs"][2], os_["obs"][0])
         assert ra[2] == rs[0]
+    # the continuous runner's step: episodes end (won, lost or timed out at 60) and restart in place
+    now = a.reset()
+    ended = 0
+    for _ in range(70):
+        av = now["avail_actions"]
+        _, _, term, info, now = a.step_and_reset((rng.random(av.shape) * av).argmax(-1))
+        ended += int((term | info["episode_limit"]).sum())
+    assert ended >= 3 and a.get_stats()["battles_game"] >= ended
 
 
 @pytest.mark.slow
