@@ -365,7 +365,9 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
                                        log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
         init_kwargs["address"] = address
-    else:
+        _check_reachable(address)
+    else:   # always a new local instance, even when a cluster started by `ray start` runs on this machine
+        init_kwargs["address"] = "local"
         init_kwargs["num_cpus"] = parallel * max(spec.resources["cpus"], 1)
     stopping = {"why": None}
 
@@ -376,7 +378,16 @@ def run_grid(spec: Spec, results: str, records: str, address: Optional[str] = No
             log(f"{spec.name}: stopping ({stopping['why']}): every running point saves a last checkpoint "
                 f"(up to {STOP_GRACE_S:.0f} s); the same command continues the grid")
 
-    ray.init(**init_kwargs)
+    try:
+        ray.init(**init_kwargs)
+    except Exception as exc:   # ConnectionError, or Ray's AuthenticationError (a RayError)
+        if not address:
+            raise
+        hint = ("the cluster uses token authentication (`ray start --head` turns it on): export "
+                "RAY_AUTH_MODE=token on this machine, with the cluster's token in ~/.ray/auth_token or "
+                "RAY_AUTH_TOKEN" if "auth" in str(exc).lower() else "start it with `ray start --head` and check "
+                "the address (host:port) it printed")
+        raise LauncherError(f"cannot connect to the Ray cluster at {address}: {_one_line(exc)}. Fix: {hint}") from None
     # after ray.init: Ray's core worker installs its own fatal-signal handler (a C++ stack dump)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -443,6 +454,20 @@ def eta(durations: List[float], left: int, parallel: int) -> str:
         return ""
     seconds = sum(durations) / len(durations) * left / max(parallel, 1)
     return f", ETA ~{seconds / 3600:.1f} h" if seconds >= 3600 else f", ETA ~{seconds / 60:.0f} min"
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once, in one line, when nothing listens at ``host:port`` (Ray itself would wait a minute)."""
+    import socket
+
+    host, _, port = address.replace("ray://", "").rpartition(":")
+    if not port.isdigit():
+        raise LauncherError(f"--address {address!r}: give host:port, as `ray start --head` printed it")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise LauncherError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}. Fix: start it "
+                            f"with `ray start --head` and check the address (host:port) it printed") from None
 
 
 def _one_line(exc: BaseException) -> str:
