@@ -19,7 +19,7 @@ is the QMIX mixer per environment step.
     python benchmarks/energy_table.py --marl-maps 8m --po-keys Pendulum-P \
         --ckpt 8m:rnn=results/models/<tok> --ckpt 8m:grsn=results/models/<tok2>
     python benchmarks/energy_table.py --marl-maps MMM2 --po-keys --tag energy_mmm2   # SMAX MMM2 (Medivac)
-    # PO rows from the trained Table 1 actors (po_table1.py --save-model), seed 1:
+    # PO rows from trained Table 1 actors saved under the folder naming below, seed 1:
     python benchmarks/energy_table.py --marl-maps --po-keys Pendulum-P Pendulum-V CartPole-P CartPole-V \
         --po-models results/po_table1/models --po-seed 1 --tag energy_po_trained
 
@@ -176,8 +176,8 @@ def po_table1_checkpoint(models_dir: str, task: str, agent: str, seed: int) -> s
     if not found:
         raise FileNotFoundError(
             f"--po-models: no trained {agent} on {task} (seed {seed}) under {models_dir} (expected a folder "
-            f"{stem}<T>_shortcut). Train it with: python benchmarks/po_table1.py --envs {task} --cores {agent} "
-            f"--seeds {seed} --save-model --resume, or pass --ckpt {task}:{agent}=PATH")
+            f"{stem}<T>_shortcut). Train it with: python src/experiment.py run table1 --point "
+            f"{task}__{agent}__s{seed} and pass its model folder, --ckpt {task}:{agent}=PATH")
     return max(found)[1]
 
 

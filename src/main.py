@@ -57,7 +57,7 @@ STALE_HEARTBEAT_S = 600.0
 
 def run_variant(config: Dict[str, Any]) -> str:
     """The network that distinguishes runs: the agent, or the spiking actor's neuron on MuJoCo
-    ("ann" for the ANN actor). Also used by src/results.py to label runs."""
+    ("ann" for the ANN actor)."""
     if config.get("run") == "td3_mujoco":
         return str(config.get("actor_neuron")) if config.get("actor_type") == "snn" else "ann"
     return str(config.get("agent"))
