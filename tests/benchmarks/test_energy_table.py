@@ -24,7 +24,7 @@ def test_po_table1_checkpoint_takes_the_largest_budget_of_the_shortcut_runs(tmp_
     assert os.path.basename(got) == "po_table1_td3_Pendulum-P_grsn_seed1_t50000_shortcut"
     got = energy_table.po_table1_checkpoint(str(tmp_path), "CartPole-V", "gru", 1)
     assert os.path.basename(got) == "po_table1_sacd_CartPole-V_gru_seed1_t11000_shortcut"
-    with pytest.raises(FileNotFoundError, match="no trained gru on Pendulum-V .seed 1.*--save-model"):
+    with pytest.raises(FileNotFoundError, match="no trained gru on Pendulum-V .seed 1.*experiment.py run table1 --point Pendulum-V__gru__s1"):
         energy_table.po_table1_checkpoint(str(tmp_path), "Pendulum-V", "gru", 1)
 
 
