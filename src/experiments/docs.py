@@ -38,10 +38,20 @@ def summary_block(summaries: List[Tuple[Any, Dict[str, Any]]]) -> str:
     lines = [SUMMARY_BEGIN, ""]
     for spec, summary in summaries:
         lines.append(f"- **{spec.title}** ([page](docs/{spec.name}.md), {summary['n_records']} runs):")
-        verdicts = verdict_lines(spec, summary)
+        verdicts = verdict_lines(spec, summary) + paper_lines(spec)
         lines += [f"  {v};" for v in verdicts[:-1]] + ([f"  {verdicts[-1]}."] if verdicts else [])
     lines += ["", SUMMARY_END]
     return "\n".join(lines)
+
+
+def paper_lines(spec: Any) -> List[str]:
+    """For each comparison the paper's own difference (its setting and budget), from the spec's ``paper``."""
+    out = []
+    for a, b in spec.protocol.compare:
+        diffs = [f"{s} {row[a][0] - row[b][0]:+.1f}" for s, row in spec.paper.items() if a in row and b in row]
+        if diffs:
+            out.append(f"the paper's {a} - {b} (its setting): " + ", ".join(diffs))
+    return out
 
 
 def replace_block(text: str, block: str) -> str:
