@@ -47,6 +47,7 @@ SMAC_CLASS = {"3m": "easy", "8m": "easy", "2s3z": "easy", "MMM": "easy", "3s_vs_
               "8m_vs_9m": "hard", "MMM2": "super hard", "27m_vs_30m": "super hard"}
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "smax_calibration.json")
 EXPLOIT_JSON = os.path.join(ROOT, "benchmarks", "results", "smax_exploit_mmm2.json")
+SPOT_JSON = os.path.join(ROOT, "benchmarks", "results", "smax_qmix_spot.json")
 PAGE = os.path.join(ROOT, "docs", "smax_fidelity.md")
 
 
@@ -333,6 +334,32 @@ def sacred_summary(run_dir: str) -> Dict[str, Any]:
     return out
 
 
+def sacred_table(runs: Dict[str, Any]) -> List[str]:
+    """Markdown rows of ``sacred_summary`` records."""
+    lines = ["| run | map | fidelity | evaluate | test episodes | t_env | test win % | test return | test length |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for name, r in runs.items():
+        lines.append(f"| {name} | {r.get('map')} | {r.get('fidelity')} | {r.get('evaluate')} | {r.get('test_nepisode')} | "
+                     f"{r.get('test_battle_won_mean_t_env')} | {100 * r.get('test_battle_won_mean', float('nan')):.1f} | "
+                     f"{r.get('test_return_mean', float('nan')):.2f} | {r.get('test_ep_length_mean', float('nan')):.1f} |")
+    return lines
+
+
+def spot_section(path: str) -> str:
+    """QMIX spot checks (smax_qmix_spot.json), if any."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        rec = json.load(f)
+    runs = rec.get("sacred_runs", {})
+    if not runs:
+        return ""
+    return ("\n## QMIX spot checks under `sc2`\n\nSingle-seed QMIX (GRU) runs with the default config and "
+            "`env_args.fidelity=sc2` (sacred records; last test of each run; record: "
+            "benchmarks/results/smax_qmix_spot.json):\n\n" + "\n".join(sacred_table(runs)) + "\n\n"
+            + rec.get("description", "") + "\n")
+
+
 def table(record: Dict[str, Any]) -> str:
     """Markdown: win rate % per map (rows) and fidelity x policy (columns), then time-outs and lengths."""
     rows = record["rows"]
@@ -377,13 +404,8 @@ def exploit_section(path: str) -> str:
                      f"{r['length_mean']:.1f} | {extra} |")
     runs = rec.get("sacred_runs", {})
     if runs:
-        lines += ["", "The same checkpoint through `src/main.py` (sacred records; training run: last test):", "",
-                  "| run | fidelity | evaluate | test episodes | t_env | test win % | test return | test length |",
-                  "|---|---|---|---:|---:|---:|---:|---:|"]
-        for name, r in runs.items():
-            lines.append(f"| {name} | {r.get('fidelity')} | {r.get('evaluate')} | {r.get('test_nepisode')} | "
-                         f"{r.get('test_battle_won_mean_t_env')} | {100 * r.get('test_battle_won_mean', float('nan')):.1f} | "
-                         f"{r.get('test_return_mean', float('nan')):.2f} | {r.get('test_ep_length_mean', float('nan')):.1f} |")
+        lines += ["", "The same checkpoint through `src/main.py`, and a run of the same budget trained under `sc2` "
+                  "(sacred records; training runs: their last test):", ""] + sacred_table(runs)
     lines += ["", rec.get("description", ""), ""]
     return "\n".join(lines)
 
@@ -471,12 +493,12 @@ with `env_args.fidelity=sc2`.
 """
 
 
-def write_page(record: Dict[str, Any], path: str, exploit: str) -> None:
+def write_page(record: Dict[str, Any], path: str, exploit: str, spot: str = SPOT_JSON) -> None:
     cfg = record["config"]
     text = (PAGE_HEAD + table(record)
             + f"\n\n{cfg['episodes']} episodes per cell, seed {cfg['seed']}; episode limits are jaxmarl/sc2. "
               f"Record: benchmarks/results/smax_calibration.json (`{cfg['command']}`).\n"
-            + PAGE_TAIL + exploit_section(exploit) + PAGE_END)
+            + PAGE_TAIL + exploit_section(exploit) + spot_section(spot) + PAGE_END)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
@@ -499,7 +521,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--record-map", default="MMM2")
     p.add_argument("--add-sacred", nargs="+", default=[], metavar="NAME=RUN_DIR",
                    help="store the final test metrics of these sacred runs (src/main.py training or evaluate=True "
-                        "runs, results/sacred/.../<id>) in the --exploit record")
+                        "runs, results/sacred/.../<id>) in --sacred-record (default: the --exploit record)")
+    p.add_argument("--sacred-record", default="", help="e.g. " + os.path.relpath(SPOT_JSON, ROOT))
     p.add_argument("--describe", default=None, help="store this text (no numbers: they belong in the record) "
                    "as the --exploit record's description")
     args = p.parse_args(argv)
@@ -515,13 +538,16 @@ def main(argv: Optional[List[str]] = None) -> None:
             json.dump(rec, f, indent=1)
         return
     if args.add_sacred:
-        with open(args.exploit) as f:
-            rec = json.load(f)
+        target = args.sacred_record or args.exploit
+        rec = {}
+        if os.path.exists(target):
+            with open(target) as f:
+                rec = json.load(f)
         runs = rec.setdefault("sacred_runs", {})
         for item in args.add_sacred:
             name, _, run_dir = item.partition("=")
             runs[name] = sacred_summary(run_dir)
-        with open(args.exploit, "w") as f:
+        with open(target, "w") as f:
             json.dump(rec, f, indent=1)
         return
     if args.describe is not None:

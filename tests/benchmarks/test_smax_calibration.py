@@ -88,12 +88,18 @@ def test_table_and_page_take_every_number_from_the_record(tmp_path):
                                    "evaluations": {"sc2": {"episodes": 32, "win_rate": 0.40625, "return_mean": 9.5,
                                                            "length_mean": 44.0, "summary": {"kite_rate": 0.25}}},
                                    "description": "DESC"}))
-    cal.write_page(rec, str(page), str(exploit))
+    spot = tmp_path / "spot.json"
+    spot.write_text(json.dumps({"sacred_runs": {"r3m": {"map": "3m", "fidelity": "sc2", "evaluate": False,
+                                                        "test_nepisode": 32, "test_battle_won_mean_t_env": 200111,
+                                                        "test_battle_won_mean": 0.75, "test_return_mean": 17.25,
+                                                        "test_ep_length_mean": 30.5}}}))
+    cal.write_page(rec, str(page), str(exploit), str(spot))
     text = page.read_text()
+    assert "| r3m | 3m | sc2 | False | 32 | 200111 | 75.0 | 17.25 | 30.5 |" in text
     assert "| 3m (easy) | 100/60 | 0.0 | 50.0 |" in text and "seed 3" in text and "--x" in text
     assert "| sc2 | 32 | 40.6 | 9.50 | 44.0 | 0.25 |" in text and "DESC" in text
-    cal.write_page(rec, str(page), str(tmp_path / "missing.json"))
-    assert "smax_exploit_mmm2.json is missing" in page.read_text()
+    cal.write_page(rec, str(page), str(tmp_path / "missing.json"), str(tmp_path / "missing_spot.json"))
+    assert "smax_exploit_mmm2.json is missing" in page.read_text() and "spot checks" not in page.read_text()
 
 
 @pytest.mark.slow
