@@ -448,6 +448,19 @@ while the weapon cools, `hold` shoot the closest in range, never move). Win rate
 """
 
 PAGE_TAIL = """
+What the table says (read the numbers above; this text only names the patterns):
+
+- Both fidelities rank the maps for scripted play the way SMAC classes them: focus fire wins a fair
+  share of the easy maps (3m, 8m, 2s3z, MMM) and almost nothing on the hard and super-hard ones
+  (8m_vs_9m, MMM2, 27m_vs_30m); random play wins nothing anywhere. So MMM2 is not easy for scripts
+  in either fidelity: a learner that masters it under `jaxmarl` has found something else (next
+  section).
+- 3s_vs_5z is decided by the clock: kiting keeps the stalkers alive in both fidelities, but under `jaxmarl`
+  most kiting episodes hit SMAX's 100-step limit (a time-out counts as a loss), while SMAC's 250
+  steps let kiting win under `sc2`.
+- `hold` (shoot what is in range, never move) wins some 2s3z battles under `sc2` and none under
+  `jaxmarl`; episodes take more steps under `sc2` (0.357 s steps).
+
 ## Where `sc2` still differs from SMAC, and why
 
 - **Observations** stay SMAX's (unit list, positions divided by each unit's own sight range,
