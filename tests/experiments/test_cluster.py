@@ -64,7 +64,7 @@ def test_a_killed_worker_node_does_not_change_the_records(tmp_path):
         deadline = time.time() + 600
         while not all(_steps(str(p)) for p in points) and time.time() < deadline:
             time.sleep(0.5)
-        ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
         raylet = [int(line.split()[0]) for line in ps.splitlines()
                   if "raylet/raylet" in line and f"node_manager_port={NODE2_PORT}" in line]
         assert raylet, "the second node's raylet is not running"
