@@ -110,9 +110,18 @@ def build_learner(agent: str, info: Dict[str, Any], extra: Dict[str, Any], seed:
     return learner
 
 
-def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int) -> EpisodeBatch:
-    """``batch_size`` full-length episodes of ``T`` transitions, random data, all actions available."""
+def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int,
+               min_length: int = 0) -> EpisodeBatch:
+    """``batch_size`` episodes padded to ``T`` transitions, random data, all actions available; every
+    episode fills all ``T`` steps, or (``min_length`` > 0) has a length drawn uniformly from
+    ``[min_length, T]`` (ending with a terminal flag)."""
     g = torch.Generator().manual_seed(seed)
+    if min_length > 0:
+        if min_length > T:
+            raise ValueError(f"min_length must be <= T={T}, got {min_length}")
+        lengths = torch.randint(min_length, T + 1, (batch_size,), generator=g)
+    else:
+        lengths = torch.full((batch_size,), T)
     b = EpisodeBatch.zeros(batch_size, T, info["n_agents"], info["obs_shape"], info["state_shape"],
                            info["n_actions"])
     b.obs.copy_(torch.rand(b.obs.shape, generator=g))
@@ -120,8 +129,10 @@ def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int) -> Epis
     b.avail_actions[:] = 1
     b.actions.copy_(torch.randint(0, info["n_actions"], b.actions.shape, generator=g))
     b.reward.copy_(torch.rand(b.reward.shape, generator=g))
-    b.filled[:] = 1
-    b.terminated[:, -1] = 1
+    for i, n in enumerate(lengths.tolist()):
+        b.filled[i, :n] = 1
+        b.reward[i, n:] = 0
+        b.terminated[i, n - 1] = 1
     return b
 
 
@@ -235,13 +246,13 @@ def median_ratio(a: List[float], b: List[float]) -> float:
 
 
 def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repeats: int, warmup: int,
-        matmul_n: int, matmul_calls: int, seed: int, keep_heap: bool = True) -> Dict[str, Any]:
+        matmul_n: int, matmul_calls: int, seed: int, keep_heap: bool = True, min_length: int = 0) -> Dict[str, Any]:
     """Time every variant and the matmul in turn for ``repeats`` rounds; efficiencies and ratios.
 
     FLOPs of a variant are those of its agent's reference path (``REFERENCE_KEYS``), the same for
     every path of the same maths. ``keep_heap`` sets ``learner_keep_heap`` (process-wide) for all."""
     heap = {"learner_keep_heap": bool(keep_heap)}
-    batch = fake_batch(info, batch_size, T, seed)
+    batch = fake_batch(info, batch_size, T, seed, min_length)
     learners = {}
     for label in variants:
         agent, extra = parse_variant(label)
@@ -254,9 +265,9 @@ def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repe
         counted_here, _ = count_flops(lambda: learner.train(batch, t_env=0, episode=0))
         rows[label] = {"agent": agent, "config": extra, "matmul_flops": flops, "flops_per_op": per_op,
                        "flop_counter_this_path": counted_here,
-                       "hand_count_flops": hand_count(agent, batch_size, T, info["n_agents"],
-                                                      learners[label].mac.input_shape, 64,
-                                                      info["n_actions"], info["state_shape"]),
+                       "hand_count_flops": None if min_length else hand_count(
+                           agent, batch_size, T, info["n_agents"], learners[label].mac.input_shape, 64,
+                           info["n_actions"], info["state_shape"]),
                        "cpu_s_all": []}
     for label, learner in learners.items():     # the update's own matmuls, alone (the shape ceiling)
         with MatmulRecorder() as rec:
@@ -300,8 +311,9 @@ def run(variants: List[str], info: Dict[str, Any], batch_size: int, T: int, repe
 def markdown(res: Dict[str, Any]) -> str:
     m = res["meta"]
     lines = [f"# Learner efficiency ({m['date']})", "",
-             f"QMIX update (`QLearner.train`) on SMAX {m['map']} shapes, batch {m['batch_size']} full-length "
-             f"episodes of T = {m['T']}, torch {m['torch']}, {m['torch_threads']} thread, process CPU time, "
+             f"QMIX update (`QLearner.train`) on SMAX {m['map']} shapes, batch {m['batch_size']} "
+             + (f"episodes of uniform random length in [{m['min_length']}, {m['T']}]" if m.get("min_length") else
+                f"full-length episodes of T = {m['T']}") + f", torch {m['torch']}, {m['torch_threads']} thread, process CPU time, "
              f"{m['repeats']} interleaved repeats (medians). Large-matmul rate ({m['matmul_n']}^3 fp32) in the "
              f"same process: {res['matmul_gflops_median']:.1f} GFLOP/s. Load average start/end "
              f"{m['loadavg_start']} / {m['loadavg_end']}.", "",
@@ -310,7 +322,8 @@ def markdown(res: Dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for label, row in res["variants"].items():
         ratio = res["time_ratios"].get(f"{label}/rnn", 1.0 if label == "rnn" else float("nan"))
-        lines.append(f"| {label} | {row['gflop']:.3f} | {row['hand_count_flops'] / 1e9:.3f} | "
+        hand = "-" if row["hand_count_flops"] is None else f"{row['hand_count_flops'] / 1e9:.3f}"
+        lines.append(f"| {label} | {row['gflop']:.3f} | {hand} | "
                      f"{row['cpu_ms_median']:.1f} ({row['cpu_ms_min']:.1f}) | {row['efficiency_median']:.2f} "
                      f"({row['efficiency_best']:.2f}) | {ratio:.2f} | {1e3 * row['matmul_alone_s']:.1f} | "
                      f"{row['shape_ceiling']:.2f} |")
@@ -343,8 +356,9 @@ def doc_section(before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]
                      f"{ratio_b} | {ratio_a} |")
     ref = a_rows.get("rnn+rnn_fused_gru=false")
     m = after["meta"]
+    episodes = (f"lengths uniform in [{m['min_length']}, {m['T']}]" if m.get("min_length") else f"T = {m['T']}")
     lines += ["", f"Measured {m['date']} (now) and {before['meta']['date'] if before else '-'} (before: the code "
-              f"before this work, `--keep-heap 0`), SMAX {m['map']} shapes, batch {m['batch_size']} x T = {m['T']}, "
+              f"before this work, `--keep-heap 0`), SMAX {m['map']} shapes, batch {m['batch_size']} episodes of {episodes}, "
               f"{m['torch_threads']} thread, {m['repeats']} interleaved repeats; large-matmul rate in the same "
               f"process {after['matmul_gflops_median']:.0f} GFLOP/s now. Load average at the end of the run "
               f"{m['loadavg_end']} (other jobs shared the 2 cores).", ""]
@@ -353,6 +367,8 @@ def doc_section(before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]
                      f"{ref['efficiency_median']:.2f}, {after['time_ratios']['rnn+rnn_fused_gru=false/rnn']:.2f}x the "
                      f"fused path's time, shape ceiling {ref['shape_ceiling']:.2f}.")
     rnn = a_rows["rnn"]
+    if m.get("min_length"):
+        return "\n".join(lines)
     lines.append(f"- rnn: the update's own {rnn['matmul_calls']} matmul calls alone take "
                  f"{1e3 * rnn['matmul_alone_s']:.0f} ms of its {rnn['cpu_ms_median']:.0f} ms "
                  f"({100 * rnn['matmul_share_of_update']:.0f} %): at these shapes the matmuls themselves reach only "
@@ -368,6 +384,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="comma-separated agent[+key=value...] labels, e.g. rnn,grsn,rnn+learner_packing=padded")
     p.add_argument("--T", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--min-length", type=int, default=0, help="0: full-length episodes of T steps; else episode "
+                   "lengths uniform in [min-length, T] (real batches: short episodes, packed learner)")
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--matmul-n", type=int, default=1024)
@@ -382,8 +400,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = p.parse_args(argv)
     if a.doc:
         from doc_section import load, update_page
-        update_page("learner_efficiency", doc_section(load("learner_efficiency_before", a.out_dir),
-                                                      load("learner_efficiency", a.out_dir)))
+        for name in ("learner_efficiency", "learner_efficiency_ragged"):
+            update_page(name, doc_section(load(f"{name}_before", a.out_dir), load(name, a.out_dir)))
         return 0
     torch.set_num_threads(1)
     load_start = [round(x, 2) for x in os.getloadavg()]
@@ -392,9 +410,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for v in variants:
         parse_variant(v)
     res = run(variants, SMAX_3M, a.batch_size, a.T, a.repeats, a.warmup, a.matmul_n, a.matmul_calls, a.seed,
-              keep_heap=bool(a.keep_heap))
+              keep_heap=bool(a.keep_heap), min_length=a.min_length)
     res["meta"] = {"date": time.strftime("%Y-%m-%d %H:%M"), "map": SMAX_3M["map_name"], "env_info": SMAX_3M,
-                   "batch_size": a.batch_size, "T": a.T, "repeats": a.repeats, "warmup": a.warmup,
+                   "batch_size": a.batch_size, "T": a.T, "min_length": a.min_length, "repeats": a.repeats, "warmup": a.warmup,
                    "matmul_n": a.matmul_n, "keep_heap": bool(a.keep_heap), "torch": torch.__version__, "python": platform.python_version(),
                    "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                    "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],

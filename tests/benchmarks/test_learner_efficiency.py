@@ -67,3 +67,18 @@ def test_doc_section_reads_its_numbers_from_the_records():
     assert "| rnn | 0.41 | 0.52 | 170 | 140 | 0.61 | 1.00 | 1.00 |" in text
     assert "| grsn | 0.20 | 0.26 |" in text and "target efficiency of 0.75 is above" in text
     assert "No `benchmarks/results/learner_efficiency.json`" in le.doc_section(None, None)
+
+
+def test_fake_batch_lengths_full_or_uniform_with_a_terminal_last_step():
+    full = le.fake_batch(TINY, 5, 6, seed=0)
+    assert full.filled.sum(1).tolist() == [6.0] * 5 and full.terminated[:, -1].tolist() == [1.0] * 5
+    ragged = le.fake_batch(TINY, 40, 6, seed=0, min_length=2)
+    n = ragged.filled.sum(1)
+    assert int(n.min()) >= 2 and int(n.max()) <= 6 and len(set(n.tolist())) > 1
+    for i in range(40):
+        k = int(n[i])
+        assert ragged.filled[i, :k].all() and not ragged.filled[i, k:].any()
+        assert ragged.terminated[i].nonzero().flatten().tolist() == [k - 1]
+        assert float(ragged.reward[i, k:].abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="min_length must be <= T=6"):
+        le.fake_batch(TINY, 2, 6, seed=0, min_length=7)
