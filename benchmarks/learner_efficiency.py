@@ -39,11 +39,11 @@ import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from components.episode_buffer import EpisodeBatch  # noqa: E402
 from controllers.basic_controller import BasicMAC  # noqa: E402
 from learners.q_learner import QLearner  # noqa: E402
 from utils.config import build_config  # noqa: E402
 from report import write_report  # noqa: E402  (benchmarks/report.py)
+from fake_batch import fake_batch  # noqa: E402,F401  (benchmarks/fake_batch.py; tests use le.fake_batch)
 
 # get_env_info() of a SMAX 3m batch (src/envs/smax.py), fixed here so the benchmark needs no JAX
 SMAX_3M = {"n_agents": 3, "n_actions": 8, "obs_shape": 75, "state_shape": 96, "episode_limit": 100,
@@ -108,32 +108,6 @@ def build_learner(agent: str, info: Dict[str, Any], extra: Dict[str, Any], seed:
         for part in (learner.mac.agent, learner.target_mac.agent, learner.mixer, learner.target_mixer):
             part.to(dtype)
     return learner
-
-
-def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int,
-               min_length: int = 0) -> EpisodeBatch:
-    """``batch_size`` episodes padded to ``T`` transitions, random data, all actions available; every
-    episode fills all ``T`` steps, or (``min_length`` > 0) has a length drawn uniformly from
-    ``[min_length, T]`` (ending with a terminal flag)."""
-    g = torch.Generator().manual_seed(seed)
-    if min_length > 0:
-        if min_length > T:
-            raise ValueError(f"min_length must be <= T={T}, got {min_length}")
-        lengths = torch.randint(min_length, T + 1, (batch_size,), generator=g)
-    else:
-        lengths = torch.full((batch_size,), T)
-    b = EpisodeBatch.zeros(batch_size, T, info["n_agents"], info["obs_shape"], info["state_shape"],
-                           info["n_actions"])
-    b.obs.copy_(torch.rand(b.obs.shape, generator=g))
-    b.state.copy_(torch.rand(b.state.shape, generator=g))
-    b.avail_actions[:] = 1
-    b.actions.copy_(torch.randint(0, info["n_actions"], b.actions.shape, generator=g))
-    b.reward.copy_(torch.rand(b.reward.shape, generator=g))
-    for i, n in enumerate(lengths.tolist()):
-        b.filled[i, :n] = 1
-        b.reward[i, n:] = 0
-        b.terminated[i, n - 1] = 1
-    return b
 
 
 def count_flops(fn: Callable[[], Any]) -> Tuple[int, Dict[str, int]]:

@@ -46,6 +46,7 @@ from learners.q_learner import QLearner  # noqa: E402
 from runners.batch_runner import BatchRunner  # noqa: E402
 from utils.config import build_config  # noqa: E402
 from report import write_report  # noqa: E402  (benchmarks/report.py)
+from fake_batch import fake_batch  # noqa: E402  (benchmarks/fake_batch.py)
 
 NOISE_NOTE = ("CPU only, on a small shared machine ({cores} cores visible, other jobs running): "
               "absolute times are noisy; medians of {repeats} repeats, compare ratios within this run.")
@@ -80,21 +81,6 @@ def timed(fn: Callable[[], Any], warmup: int, repeats: int) -> List[float]:
         fn()
         times.append(time.perf_counter() - t0)
     return times
-
-
-def fake_batch(info: Dict[str, Any], batch_size: int, T: int, seed: int) -> EpisodeBatch:
-    """``batch_size`` full-length episodes with random obs/state/actions, all actions available."""
-    g = torch.Generator().manual_seed(seed)
-    b = EpisodeBatch.zeros(batch_size, T, info["n_agents"], info["obs_shape"], info["state_shape"],
-                           info["n_actions"])
-    b.obs.copy_(torch.rand(b.obs.shape, generator=g))
-    b.state.copy_(torch.rand(b.state.shape, generator=g))
-    b.avail_actions[:] = 1
-    b.actions.copy_(torch.randint(0, info["n_actions"], b.actions.shape, generator=g))
-    b.reward.copy_(torch.rand(b.reward.shape, generator=g))
-    b.filled[:] = 1
-    b.terminated[:, -1] = 1
-    return b
 
 
 def learner_variants(agents: List[str], notap: List[str]) -> Dict[str, Tuple[str, Dict[str, Any]]]:
