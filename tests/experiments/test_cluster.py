@@ -14,20 +14,15 @@ import pytest
 
 from experiments.records import load_records
 
+from tiny_spec import TINY_BASE
+
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.environ.get("SPIKEMARL_CLUSTER_TEST") != "1",
     reason="starts a two-node Ray cluster on this machine; set SPIKEMARL_CLUSTER_TEST=1 to run it")]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
-SPEC = """
-name: two
-base:
-  config: qmix
-  env_config: smax
-  with: {test_interval: 1000, test_nepisode: 8, batch_size: 8, buffer_size: 64, batch_size_run: 4,
-         epsilon_anneal_time: 2000, log_interval: 1000, runner_log_interval: 1000, learner_log_interval: 1000}
-agents: [rnn, grsn]
+SPEC = "name: two\n" + TINY_BASE + """agents: [rnn, grsn]
 scenarios: {3m: {t_max: 6000}}
 seeds: [1]
 protocol: {metric: test_battle_won_mean, last_k: 2, absolute_episodes: 8}

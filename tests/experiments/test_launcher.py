@@ -11,6 +11,8 @@ import pytest
 
 from experiments.launcher import parse_duration
 from experiments.records import load_records
+
+from tiny_spec import TINY_BASE
 from experiments.sacred_runs import find_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,14 +50,7 @@ def test_smoke_spec_end_to_end(tmp_path):
     assert bad.returncode == 2 and "no field 'nosuchkey'" in bad.stderr
 
 
-RESUME_SPEC = """
-name: resume
-base:
-  config: qmix
-  env_config: smax
-  with: {test_interval: 1000, test_nepisode: 8, batch_size: 8, buffer_size: 64, batch_size_run: 4,
-         epsilon_anneal_time: 2000, log_interval: 1000, runner_log_interval: 1000, learner_log_interval: 1000}
-agents: [grsn]
+RESUME_SPEC = "name: resume\n" + TINY_BASE + """agents: [grsn]
 scenarios: {3m: {t_max: 6000}}
 seeds: [1]
 protocol: {metric: test_battle_won_mean, last_k: 2, absolute_episodes: 8}
