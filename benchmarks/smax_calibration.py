@@ -327,6 +327,11 @@ def sacred_summary(run_dir: str) -> Dict[str, Any]:
         if k in metrics:
             out[k] = metrics[k]["values"][-1]
             out[k + "_t_env"] = metrics[k]["steps"][-1]
+    won = metrics.get("test_battle_won_mean")
+    if won:
+        hit = [t for t, v in zip(won["steps"], won["values"]) if v >= 0.9]
+        out["first_t_env_at_90"] = hit[0] if hit else None
+        out["best_test_battle_won_mean"] = max(won["values"])
     env_args = cfg.get("env_args") or {}
     out.update({"map": env_args.get("map_name"), "fidelity": env_args.get("fidelity", "jaxmarl"),
                 "evaluate": cfg.get("evaluate"), "test_nepisode": cfg.get("test_nepisode"), "t_max": cfg.get("t_max"),
@@ -336,12 +341,16 @@ def sacred_summary(run_dir: str) -> Dict[str, Any]:
 
 def sacred_table(runs: Dict[str, Any]) -> List[str]:
     """Markdown rows of ``sacred_summary`` records."""
-    lines = ["| run | map | fidelity | evaluate | test episodes | t_env | test win % | test return | test length |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| run | map | fidelity | evaluate | test episodes | t_env | test win % | test return | test length "
+             "| best test win % | first t_env at 90 % |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in runs.items():
+        best = r.get("best_test_battle_won_mean")
+        first = r.get("first_t_env_at_90")
         lines.append(f"| {name} | {r.get('map')} | {r.get('fidelity')} | {r.get('evaluate')} | {r.get('test_nepisode')} | "
                      f"{r.get('test_battle_won_mean_t_env')} | {100 * r.get('test_battle_won_mean', float('nan')):.1f} | "
-                     f"{r.get('test_return_mean', float('nan')):.2f} | {r.get('test_ep_length_mean', float('nan')):.1f} |")
+                     f"{r.get('test_return_mean', float('nan')):.2f} | {r.get('test_ep_length_mean', float('nan')):.1f} | "
+                     f"{'-' if best is None else f'{100 * best:.1f}'} | {'-' if first is None else first} |")
     return lines
 
 

@@ -95,7 +95,7 @@ def test_table_and_page_take_every_number_from_the_record(tmp_path):
                                                         "test_ep_length_mean": 30.5}}}))
     cal.write_page(rec, str(page), str(exploit), str(spot))
     text = page.read_text()
-    assert "| r3m | 3m | sc2 | False | 32 | 200111 | 75.0 | 17.25 | 30.5 |" in text
+    assert "| r3m | 3m | sc2 | False | 32 | 200111 | 75.0 | 17.25 | 30.5 | - | - |" in text
     assert "| 3m (easy) | 100/60 | 0.0 | 50.0 |" in text and "seed 3" in text and "--x" in text
     assert "| sc2 | 32 | 40.6 | 9.50 | 44.0 | 0.25 |" in text and "DESC" in text
     cal.write_page(rec, str(page), str(tmp_path / "missing.json"), str(tmp_path / "missing_spot.json"))
