@@ -510,8 +510,8 @@ PAGE_END = """
 
 Issue 46's QMIX grid (GRU agent on 3m, 2s3z, 3s_vs_5z, 8m, 8m_vs_9m, MMM2 in `sc2` fidelity, 3 seeds,
 2M / 1M steps, beside published SMAC QMIX numbers) does not fit one session on this machine; it is
-left for the experiment launcher (config/experiments/ specs). The command per run is the usual one
-with `env_args.fidelity=sc2`.
+left for the experiment launcher: its spec is config/experiments/smax_sc2.yaml (each run is the
+usual command with `env_args.fidelity=sc2`).
 """
 
 
