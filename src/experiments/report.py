@@ -98,7 +98,7 @@ def summarise(spec: Spec, records: Sequence[Record], kind: str) -> Dict[str, Any
             row[m] = entry
         out["per_scenario"][s] = row
     scen_all = [s for s in spec.scenarios if all(cells.get((m, s)) for m in spec.methods)]
-    if spec.protocol.aggregate and len(spec.scenarios) > 1 and scen_all:
+    if spec.protocol.aggregate and len(scen_all) > 1:
         for m in spec.methods:
             mat = _matrix(cells, m, scen_all)
             if mat is not None:
@@ -125,7 +125,7 @@ def summarise(spec: Spec, records: Sequence[Record], kind: str) -> Dict[str, Any
                 out["comparisons"].append({"a": a, "b": b, "scenario": "all", "n": [x.shape[0], y.shape[0]],
                                            "difference": None, "p_improvement": [round(v, 6) for v in p],
                                            "margin": None, "verdict": None})
-    if spec.protocol.aggregate and scen_all:
+    if spec.protocol.aggregate and len(scen_all) > 1:
         allv = [v for m in spec.methods for s in scen_all for v in cells.get((m, s), [])]
         lo, hi = min(allv), max(allv)
         taus = np.linspace(lo, hi, 21) if hi > lo else np.asarray([lo])
@@ -363,7 +363,8 @@ def page_markdown(spec: Spec, records: Sequence[Record], skipped: Sequence[Skipp
     lines = [GENERATED.format(name=spec.name, records=records_label), "", f"# {spec.title}", "",
              spec.description, "",
              f"- Spec: `config/experiments/{spec.name}.yaml`; {len(spec.points)} points "
-             f"({len(spec.methods)} methods x {len(spec.scenarios)} scenarios x seeds {spec.seeds}).",
+             f"({len(spec.methods)} method{'s' if len(spec.methods) > 1 else ''} x {len(spec.scenarios)} scenarios x "
+             f"seeds {spec.seeds}).",
              "- Budgets (env steps): " + ", ".join(f"{s} {t:,}" for s, t in budgets) + ".",
              f"- Score: `{p.metric}` x {p.scale:g}; final metric 1 = mean of the last {p.last_k} tests of each run; "
              f"final metric 2 = the final checkpoint re-evaluated on {p.absolute_episodes} episodes "
@@ -376,8 +377,9 @@ def page_markdown(spec: Spec, records: Sequence[Record], skipped: Sequence[Skipp
              + (f"; sources: {', '.join(sorted({r.source for r in records}))}" if records else "") + ".", ""]
     cell_n = [sum(1 for r in records if r.method == m and r.scenario == sc) for m in spec.methods
               for sc in spec.scenarios]
-    if records and 0 < min(cell_n) < 5:
-        lines.insert(-2, f"- With {min(cell_n)} runs in a cell a percentile bootstrap CI is narrower than its "
+    cell_n = [n for n in cell_n if n]
+    if cell_n and min(cell_n) < 5:
+        lines.insert(-2, f"- With {min(cell_n)} run{'s' if min(cell_n) > 1 else ''} in a cell a percentile bootstrap CI is narrower than its "
                          f"nominal 95 % (it resamples only {min(cell_n)} values): verdicts on so few runs are "
                          "provisional; the papers' protocols (5-10 seeds) are the remedy.")
     checks = data_checks(spec, records)
