@@ -78,6 +78,8 @@ def test_migrated_records_carry_their_spec_points_command():
         records, skipped = load_records(RECORDS, name)
         assert not skipped
         commands = {p.id: p.command() for p in spec.points}
-        assert {r.point for r in records} == set(commands), name
+        assert {r.point for r in records} <= set(commands), name
+        if spec.migrated_from:   # a migrated table is complete
+            assert {r.point for r in records} == set(commands), name
         for r in records:
             assert r.command == commands[r.point]
