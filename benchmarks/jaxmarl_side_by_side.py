@@ -46,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
 from utils.config import build_config  # noqa: E402
+from jaxmarl_config import apply_sets, qmix_overrides  # noqa: E402  (benchmarks/jaxmarl_config.py)
 from report import write_report  # noqa: E402  (benchmarks/report.py)
 
 # Runs inside the JaxMARL venv (argv: checkout, json of overrides, output path). It only calls
@@ -128,18 +129,9 @@ def jaxmarl_run(a: argparse.Namespace, work: str, tag: str) -> Dict[str, Any]:
     """JaxMARL's qmix_rnn at the same sizes in its own venv (compile timed apart)."""
     ours = build_config("qmix", "smax")
     env_args = ours["env_args"]
-    overrides = {
-        "MAP_NAME": a.map, "TOTAL_TIMESTEPS": a.steps, "NUM_ENVS": a.jaxmarl_envs, "SEED": a.seed,
-        "NUM_SEEDS": 1, "HIDDEN_SIZE": ours["rnn_hidden_dim"], "MIXER_EMBEDDING_DIM": ours["mixing_embed_dim"],
-        "MIXER_HYPERNET_HIDDEN_DIM": ours["hypernet_embed"], "LR": a.jaxmarl_lr, "WANDB_MODE": "disabled",
-        "SAVE_PATH": None, "HYP_TUNE": False,
-        "ENV_KWARGS": {"see_enemy_actions": env_args["see_enemy_actions"],
-                       "walls_cause_death": env_args["walls_cause_death"],
-                       "attack_mode": env_args["enemy_attack_mode"]},
-    }
-    for item in a.jaxmarl_set:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+    overrides = qmix_overrides(ours, a.map, a.steps, a.jaxmarl_envs, a.seed, a.jaxmarl_lr)
+    overrides["WANDB_MODE"] = "disabled"
+    apply_sets(overrides, a.jaxmarl_set)
     driver = os.path.join(work, "jaxmarl_driver.py")
     with open(driver, "w") as f:
         f.write(JAXMARL_DRIVER)

@@ -41,6 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+from jaxmarl_config import apply_sets, qmix_overrides  # noqa: E402  (benchmarks/jaxmarl_config.py)
 from report import write_report  # noqa: E402
 
 THRESHOLDS = (0.8, 0.9)
@@ -207,21 +208,9 @@ def jaxmarl_run(a: argparse.Namespace, seed: int, work: str) -> Dict[str, Any]:
     from utils.config import build_config
 
     ours = build_config("qmix", "smax")
-    env_args = ours["env_args"]
-    walls = env_args.get("walls_cause_death")
-    walls = True if walls is None else bool(walls)     # null = the jaxmarl fidelity's rule: the edge kills
-    overrides: Dict[str, Any] = {
-        "MAP_NAME": a.map, "TOTAL_TIMESTEPS": a.max_steps, "NUM_ENVS": a.jaxmarl_envs, "SEED": seed,
-        "NUM_SEEDS": 1, "HIDDEN_SIZE": ours["rnn_hidden_dim"], "MIXER_EMBEDDING_DIM": ours["mixing_embed_dim"],
-        "MIXER_HYPERNET_HIDDEN_DIM": ours["hypernet_embed"], "LR": a.jaxmarl_lr, "SAVE_PATH": None,
-        "HYP_TUNE": False, "TEST_NUM_ENVS": a.test_nepisode, "TEST_INTERVAL": a.jaxmarl_test_interval,
-        "ENV_KWARGS": {"see_enemy_actions": env_args["see_enemy_actions"],
-                       "walls_cause_death": walls,
-                       "attack_mode": env_args["enemy_attack_mode"]},
-    }
-    for item in a.jaxmarl_set:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+    overrides = qmix_overrides(ours, a.map, a.max_steps, a.jaxmarl_envs, seed, a.jaxmarl_lr)
+    overrides.update({"TEST_NUM_ENVS": a.test_nepisode, "TEST_INTERVAL": a.jaxmarl_test_interval})
+    apply_sets(overrides, a.jaxmarl_set)
     driver = os.path.join(work, "jaxmarl_driver.py")
     with open(driver, "w") as f:
         f.write(JAXMARL_DRIVER)
