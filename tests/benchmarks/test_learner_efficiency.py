@@ -5,7 +5,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-le = pytest.importorskip("learner_efficiency")
+import learner_efficiency as le  # noqa: E402
 
 TINY = {"n_agents": 2, "n_actions": 3, "obs_shape": 5, "state_shape": 7, "episode_limit": 10, "map_name": "tiny"}
 

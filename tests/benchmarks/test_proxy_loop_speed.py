@@ -5,7 +5,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-pls = pytest.importorskip("proxy_loop_speed")
+import proxy_loop_speed as pls  # noqa: E402
 pytest.importorskip("mujoco")
 
 SMALL = {"mujoco_actor_hidden": [8, 8], "mujoco_critic_hidden": [8, 8], "popsan_hidden": [8, 8],
