@@ -129,9 +129,9 @@ def summarise(spec: Spec, records: Sequence[Record], kind: str) -> Dict[str, Any
         allv = [v for m in spec.methods for s in scen_all for v in cells.get((m, s), [])]
         lo, hi = min(allv), max(allv)
         taus = np.linspace(lo, hi, 21) if hi > lo else np.asarray([lo])
-        mats = {m: _matrix(cells, m, scen_all) for m in spec.methods}
-        prof = stats.performance_profile({m: x for m, x in mats.items() if x is not None}, taus)
-        out["profile"] = {"taus": [round(float(t), 6) for t in taus],
+        mats = {m: x for m, x in ((m, _matrix(cells, m, scen_all)) for m in spec.methods) if x is not None}
+        prof = stats.performance_profile(mats, taus) if mats else {}
+        out["profile"] = {} if not prof else {"taus": [round(float(t), 6) for t in taus],
                           **{m: [[round(float(v), 6) for v in arr] for arr in p] for m, p in prof.items()}}
     return out
 
