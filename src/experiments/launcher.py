@@ -122,7 +122,7 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _plumbing(results: str, workdir: str, spec_interval: int) -> List[str]:
+def _plumbing(workdir: str, spec_interval: int) -> List[str]:
     """`with` arguments that place a point's files and make it resumable; they do not change what is trained."""
     return [f"local_results_path={workdir}", "save_model=True", f"save_model_interval={spec_interval}",
             "save_buffer=True", "torch_threads=1"]
@@ -256,7 +256,7 @@ def run_point(spec_path: str, point_id: str, results: str, records: str, deadlin
             if resume is not None:
                 from utils.checkpoint import find_checkpoint
                 prune_replays(workdir, keep=find_checkpoint(resume[0])[0])
-            args = point.command() + _plumbing(results, workdir, spec.checkpoint_interval) + _jax_cache(results, point)
+            args = point.command() + _plumbing(workdir, spec.checkpoint_interval) + _jax_cache(results, point)
             if resume is not None:
                 args.append(f"checkpoint_path={resume[0]}")
             code, stopped = _run_main(args, os.path.join(workdir, "train.log"), stop, lock_fd)

@@ -16,7 +16,7 @@ a - b, with its 95 % CI from independent stratified resampling of a's and b's ru
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def _rliable():
     return library, metrics
 
 
-def iqm(scores: np.ndarray, axis: Optional[Tuple[int, ...]] = None) -> np.ndarray:
+def iqm(scores: np.ndarray) -> np.ndarray:
     """Interquartile mean: the 25 % trimmed mean over all runs and scenarios (rliable's aggregate_iqm),
     over the last two axes of ``scores [..., runs, scenarios]``."""
     from scipy.stats import trim_mean
@@ -161,19 +161,5 @@ def common_grid(curves: Sequence[Tuple[Sequence[float], Sequence[float]]], point
     return grid, values
 
 
-def missing_cells(score_cells: Dict[Tuple[str, str], List[float]], methods: Sequence[str],
-                  scenarios: Sequence[str]) -> List[str]:
-    """marl-eval's data check: every method on every scenario with the same number of runs."""
-    counts = {(m, s): len(score_cells.get((m, s), [])) for m in methods for s in scenarios}
-    want = max(counts.values()) if counts else 0
-    return [f"{m} on {s}: {n} of {want} runs" for (m, s), n in counts.items() if n != want]
-
-
 def fmt_ci(point: float, low: float, high: float, digits: int = 1) -> str:
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def as_matrix(cells: Dict[str, List[float]]) -> Optional[np.ndarray]:
-    """A ``[runs, 1]`` matrix from one scenario's scores (None when empty)."""
-    vals = list(cells)
-    return np.asarray(vals, dtype=float).reshape(-1, 1) if vals else None
